@@ -1,0 +1,275 @@
+"""The control plane's Ray calls: the controller actor and the executor over NodeWorkers.
+
+Everything else in `cluster/` is plain Python; this module is where it meets Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from cluster.controller import ClusterController, ControllerConfig
+from cluster.executor import IsChangedRequest, Submission
+from node_actors.protocol import (
+    ExpansionCall,
+    NodeDefinition,
+    NodeFailure,
+    NodeResultMeta,
+    NodeTask,
+    PreviewFrame,
+)
+from storage.journal import JobJournal
+
+logger = logging.getLogger(__name__)
+
+CONTROLLER_NAME = "comfyray_controller"
+NAMESPACE = "comfyray"
+MAX_TRACKED_REFS = 100_000
+
+
+@dataclass
+class ClusterSpec:
+    """What the controller needs to build the cluster's data plane."""
+
+    worker_count: int
+    worker_config: Any  # node_actors.worker.WorkerConfig
+    gpus_per_worker: float = 0.0
+    journal_path: str | None = None
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+
+def _failure_meta(exc: BaseException) -> NodeResultMeta:
+    return NodeResultMeta(
+        status="failed",
+        failure=NodeFailure(
+            exception_message=f"{exc}\n",
+            exception_type=type(exc).__qualname__,
+            traceback=[],
+            current_inputs={},
+        ),
+    )
+
+
+class RayExecutor:
+    """Sends node steps to workers: least loaded first, then the one holding the inputs."""
+
+    def __init__(self, workers: Sequence[Any]) -> None:
+        self._workers = list(workers)
+        self._load = [0] * len(self._workers)
+        self._producer: OrderedDict[str, int] = OrderedDict()
+
+    def _pick(self, upstream: Sequence[Any]) -> int:
+        local = [0] * len(self._workers)
+        for ref in upstream:
+            owner = self._producer.get(ref.hex()) if hasattr(ref, "hex") else None
+            if owner is not None:
+                local[owner] += 1
+        return min(range(len(self._workers)), key=lambda i: (self._load[i], -local[i], i))
+
+    def _track(self, ref: Any, worker: int) -> None:
+        self._producer[ref.hex()] = worker
+        while len(self._producer) > MAX_TRACKED_REFS:
+            self._producer.popitem(last=False)
+
+    def _submission(self, worker: int, meta_ref: Any, out_ref: Any, task: NodeTask) -> Submission:
+        self._load[worker] += 1
+        self._track(out_ref, worker)
+
+        async def meta() -> NodeResultMeta:
+            try:
+                return await meta_ref
+            except Exception as exc:  # the worker died or the call broke
+                logger.warning(
+                    "prompt %s node %s: worker %d call failed: %s",
+                    task.prompt_id,
+                    task.node_id,
+                    worker,
+                    exc,
+                )
+                return _failure_meta(exc)
+            finally:
+                self._load[worker] -= 1
+
+        return Submission(meta(), out_ref)
+
+    def submit(self, task: NodeTask, upstream: list[Any]) -> Submission:
+        worker = self._pick(upstream)
+        meta_ref, out_ref = self._workers[worker].run_node.remote(task, *upstream)
+        return self._submission(worker, meta_ref, out_ref, task)
+
+    def submit_resolve(
+        self, task: NodeTask, calls: tuple[ExpansionCall, ...], produced: Mapping[str, Any]
+    ) -> Submission:
+        ids = list(produced)
+        refs = [produced[i] for i in ids]
+        worker = self._pick(refs)
+        meta_ref, out_ref = self._workers[worker].resolve_expansion.remote(task, calls, ids, *refs)
+        return self._submission(worker, meta_ref, out_ref, task)
+
+    async def is_changed(self, prompt_id: str, requests: list[IsChangedRequest]) -> dict[str, Any]:
+        worker = min(range(len(self._workers)), key=lambda i: self._load[i])
+        payload = [(r.node_id, r.class_type, r.inputs) for r in requests]
+        return await self._workers[worker].is_changed.remote(payload)
+
+    async def validate_inputs(
+        self, class_type: str, inputs: dict[str, Any], input_types: dict[str, str] | None
+    ) -> list[Any]:
+        worker = min(range(len(self._workers)), key=lambda i: self._load[i])
+        return await self._workers[worker].validate_inputs.remote(class_type, inputs, input_types)
+
+    async def interrupt(self, prompt_id: str) -> None:
+        await asyncio.gather(
+            *(w.interrupt.remote(prompt_id) for w in self._workers), return_exceptions=True
+        )
+
+
+@ray.remote(num_cpus=0, max_concurrency=10_000)
+class ControllerActor:
+    """Hosts the ClusterController; owns the NodeWorkers it creates."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self._spec = spec
+        self._workers: list[Any] = []
+        self._core: ClusterController | None = None
+
+    async def start(self) -> int:
+        from node_actors.worker import NodeWorker
+
+        spec = self._spec
+        me = ray.get_runtime_context().current_actor
+        for index in range(spec.worker_count):
+            options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 2}
+            if spec.gpus_per_worker:
+                options["num_gpus"] = spec.gpus_per_worker
+            self._workers.append(
+                NodeWorker.options(**options).remote(index, spec.worker_config, me)
+            )
+        await asyncio.gather(*(w.ping.remote() for w in self._workers))
+        executor = RayExecutor(self._workers)
+        definitions = await self._workers[0].definitions.remote()
+
+        async def refresh() -> dict[str, NodeDefinition]:
+            return await self._workers[0].definitions.remote()
+
+        journal = JobJournal(_path(spec.journal_path)) if spec.journal_path else None
+        self._core = ClusterController(
+            definitions,
+            executor,
+            journal,
+            spec.controller,
+            custom_validator=executor.validate_inputs,
+            refresh_definitions=refresh,
+        )
+        self._core.start()
+        return len(self._workers)
+
+    @property
+    def core(self) -> ClusterController:
+        if self._core is None:
+            raise RuntimeError("controller not started")
+        return self._core
+
+    # --- called by ingress replicas ---------------------------------------------------------
+
+    async def submit(self, body: Any, usage_source: str | None) -> dict[str, Any]:
+        return await self.core.submit(body, usage_source)
+
+    def queue_remaining(self) -> int:
+        return self.core.queue_remaining()
+
+    def get_queue(self) -> dict[str, Any]:
+        return self.core.get_queue()
+
+    def manage_queue(self, clear: bool, delete: list[str]) -> None:
+        self.core.manage_queue(clear, delete)
+
+    async def interrupt(self, prompt_id: str | None) -> bool:
+        return await self.core.interrupt(prompt_id)
+
+    async def cancel(self, prompt_id: str) -> bool:
+        return await self.core.cancel(prompt_id)
+
+    def free(self, unload_models: bool, free_memory: bool) -> None:
+        self.core.free(unload_models, free_memory)
+
+    def get_history(self, max_items: int | None, offset: int) -> dict[str, Any]:
+        return self.core.get_history(max_items, offset)
+
+    def get_history_item(self, prompt_id: str) -> dict[str, Any]:
+        return self.core.get_history_item(prompt_id)
+
+    def manage_history(self, clear: bool, delete: list[str]) -> None:
+        self.core.manage_history(clear, delete)
+
+    def jobs_snapshot(self) -> tuple[list[list[Any]], list[list[Any]], dict[str, Any]]:
+        return self.core.jobs_snapshot()
+
+    async def events_since(self, seq: int, timeout: float) -> list[Any]:
+        return await self.core.events_since(seq, timeout)
+
+    def last_seq(self) -> int:
+        return self.core.last_seq()
+
+    def running_node_of_client(self, client_id: str) -> str | None:
+        return self.core.running_node_of_client(client_id)
+
+    async def object_info(self) -> dict[str, Any]:
+        return await self._workers[0].object_info.remote()
+
+    async def object_info_for(self, class_type: str) -> dict[str, Any]:
+        return await self._workers[0].object_info_for.remote(class_type)
+
+    def list_jobs(self, query: Any) -> dict[str, Any]:
+        return self.core.list_jobs(query)
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        return self.core.get_job(job_id)
+
+    async def models_query(self, what: str, folder: str | None) -> Any:
+        return await self._workers[0].models_query.remote(what, folder)
+
+    async def workers_info(self) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(w.info.remote() for w in self._workers)))
+
+    # --- called by workers ------------------------------------------------------------------
+
+    def node_progress(
+        self,
+        prompt_id: str,
+        node_id: str,
+        value: float,
+        max_value: float,
+        preview: PreviewFrame | None,
+        legacy: bool,
+    ) -> None:
+        self.core.node_progress(prompt_id, node_id, value, max_value, preview, legacy)
+
+    def barrier(self) -> None:
+        self.core.barrier()
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value)
+
+
+def start_controller(spec: ClusterSpec) -> Any:
+    """Create the named controller actor (and through it the workers); returns its handle."""
+    handle = ControllerActor.options(
+        name=CONTROLLER_NAME, namespace=NAMESPACE, lifetime="detached"
+    ).remote(spec)
+    count = ray.get(handle.start.remote())
+    logger.info("controller up with %d node workers", count)
+    return handle
+
+
+def get_controller() -> Any:
+    return ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)

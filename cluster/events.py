@@ -1,0 +1,100 @@
+"""ComfyUI's WebSocket messages as the control plane produces them, and the log that
+ingress replicas long-poll to forward them.
+
+An event is addressed to one client id or broadcast (`target=None`). Progress and previews
+travel as one `progress` bundle so that each socket can get them in the order its
+feature flags call for (binary type 4 with metadata, or the legacy type 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from node_actors.protocol import PreviewFrame
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str  # a ComfyUI message type, or "progress_bundle"
+    data: dict[str, Any]
+    target: str | None  # client id; None broadcasts
+    # progress_bundle only: progress_state data, legacy progress data (or None), preview.
+    progress_state: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+    preview: PreviewFrame | None = None
+
+
+class EventSink(Protocol):
+    def emit(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        target: str | None,
+        *,
+        progress_state: dict[str, Any] | None = None,
+        progress: dict[str, Any] | None = None,
+        preview: PreviewFrame | None = None,
+    ) -> None: ...
+
+
+class EventLog:
+    """A bounded, sequence-numbered log; readers ask for everything after a seq."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._seq = 0
+        self._changed: asyncio.Event | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def _signal(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def emit(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        target: str | None,
+        *,
+        progress_state: dict[str, Any] | None = None,
+        progress: dict[str, Any] | None = None,
+        preview: PreviewFrame | None = None,
+    ) -> None:
+        self._seq += 1
+        self._events.append(
+            Event(self._seq, type_, data, target, progress_state, progress, preview)
+        )
+        signal = self._signal()
+        signal.set()
+        self._changed = None  # waiters hold the old one, which stays set
+
+    def since(self, seq: int) -> list[Event]:
+        if seq >= self._seq:
+            return []
+        first = self._events[0].seq if self._events else self._seq + 1
+        start = max(seq + 1 - first, 0)
+        return list(self._events)[start:]
+
+    async def wait_since(self, seq: int, timeout: float) -> list[Event]:
+        events = self.since(seq)
+        if events:
+            return events
+        signal = self._signal()
+        try:
+            await asyncio.wait_for(signal.wait(), timeout)
+        except TimeoutError:
+            return []
+        return self.since(seq)

@@ -1,0 +1,428 @@
+"""The jobs view of the queue and history (ComfyUI's `/api/jobs`), as pure functions.
+
+The controller owns the data (running and pending queue rows, history entries); these
+functions only turn it into ComfyUI's job objects, filter, sort and page them. No I/O, so the
+controller can call them on its own data and unit tests can check every rule directly.
+
+Queue rows are the 5-element lists `[number, prompt_id, prompt, extra_data, outputs]`; history
+entries are `{"prompt": <row>, "outputs", "status", "meta"}` as ComfyUI stores them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.errors import InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+JOB_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)
+
+SORT_BY_CREATED = "created_at"
+SORT_BY_DURATION = "execution_duration"
+SORT_FIELDS: tuple[str, ...] = (SORT_BY_CREATED, SORT_BY_DURATION)
+SORT_ORDERS: tuple[str, ...] = ("asc", "desc")
+
+# Media keys whose items the frontend can show as a job preview.
+MEDIA_KEYS = frozenset({"images", "video", "audio", "3d"})
+TEXT_KEY = "text"
+MODEL_3D_EXTENSIONS = frozenset({".obj", ".fbx", ".gltf", ".glb", ".usdz"})
+TEXT_EXTENSIONS = frozenset({".txt", ".md", ".json"})
+# A UI flag list, not output items; counting it would inflate outputs_count.
+IGNORED_OUTPUT_KEYS = frozenset({"animated"})
+RAW_TEXT_PREVIEW_CHARS = 1024
+
+_END_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+
+
+class InvalidJobIdsError(InvalidRequestError):
+    """`POST /api/jobs/cancel` got ids that are not UUIDs; the 400 body lists them."""
+
+    def __init__(self, invalid_ids: list[Any]) -> None:
+        super().__init__("job_ids", "job_ids must contain only valid UUID strings")
+        self.invalid_ids = invalid_ids
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.invalid_ids,))
+
+
+@dataclass(frozen=True)
+class JobsQuery:
+    """The validated query of `GET /api/jobs`. `statuses=None` means every status."""
+
+    statuses: tuple[str, ...] | None = None
+    workflow_id: str | None = None
+    sort_by: str = SORT_BY_CREATED
+    sort_order: str = "desc"
+    limit: int | None = None
+    offset: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> JobsQuery:
+        """Parse query parameters, raising InvalidRequestError with ComfyUI's messages."""
+        return cls(
+            statuses=_parse_statuses(params.get("status")),
+            workflow_id=params.get("workflow_id") or None,
+            sort_by=_parse_choice(params, "sort_by", SORT_FIELDS, SORT_BY_CREATED),
+            sort_order=_parse_choice(params, "sort_order", SORT_ORDERS, "desc"),
+            limit=_parse_limit(params),
+            offset=max(_parse_int(params, "offset") or 0, 0),
+        )
+
+    def wants(self, status: str) -> bool:
+        return self.statuses is None or status in self.statuses
+
+
+def _parse_statuses(raw: str | None) -> tuple[str, ...] | None:
+    if not raw:
+        return None
+    wanted = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    if not wanted:
+        return None
+    invalid = [s for s in wanted if s not in JOB_STATUSES]
+    if invalid:
+        raise InvalidRequestError(
+            "status",
+            f"Invalid status value(s): {', '.join(invalid)}. "
+            f"Valid values: {', '.join(JOB_STATUSES)}",
+        )
+    return wanted
+
+
+def _parse_choice(
+    params: Mapping[str, str], name: str, choices: tuple[str, ...], default: str
+) -> str:
+    value = params.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        quoted = " or ".join(f"'{c}'" for c in choices)
+        raise InvalidRequestError(name, f"{name} must be {quoted}")
+    return value
+
+
+def _parse_limit(params: Mapping[str, str]) -> int | None:
+    limit = _parse_int(params, "limit")
+    if limit is not None and limit <= 0:
+        raise InvalidRequestError("limit", "limit must be a positive integer")
+    return limit
+
+
+def _parse_int(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequestError(name, f"{name} must be an integer") from None
+
+
+def parse_cancel_ids(body: Any) -> list[str]:
+    """Validate the body of `POST /api/jobs/cancel`: `{"job_ids": [uuid, ...]}`."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("body", "Request body must be a JSON object")
+    job_ids = body.get("job_ids")
+    if not isinstance(job_ids, list):
+        raise InvalidRequestError("job_ids", "job_ids must be a list")
+    invalid = [job_id for job_id in job_ids if not _is_uuid(job_id)]
+    if invalid:
+        raise InvalidJobIdsError(invalid)
+    return list(job_ids)
+
+
+def _is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def prune_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop keys whose value is None; zeros and empty values stay."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _row_fields(row: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(number, prompt, extra_data) of a queue row, tolerating short or odd rows."""
+    items = list(row) if isinstance(row, list | tuple) else []
+    number = items[0] if len(items) > 0 else None
+    prompt = items[2] if len(items) > 2 and isinstance(items[2], dict) else {}
+    extra = items[3] if len(items) > 3 and isinstance(items[3], dict) else {}
+    return number, prompt, extra
+
+
+def workflow_id_of(extra_data: Mapping[str, Any]) -> Any:
+    """`extra_data.extra_pnginfo.workflow.id`: the UI workflow the prompt came from."""
+    pnginfo = extra_data.get("extra_pnginfo")
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+    return workflow.get("id") if isinstance(workflow, dict) else None
+
+
+def job_from_queue_item(item: Sequence[Any], status: str) -> dict[str, Any]:
+    """The short job object of a running (`in_progress`) or `pending` queue row."""
+    number, _prompt, extra = _row_fields(item)
+    return prune_none(
+        {
+            "id": item[1] if len(item) > 1 else None,
+            "status": status,
+            "priority": number,
+            "create_time": extra.get("create_time"),
+            "outputs_count": 0,
+            "previewable_outputs_count": 0,
+            "workflow_id": workflow_id_of(extra),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    start: Any = None
+    end: Any = None
+    error: dict[str, Any] | None = None
+    interrupted: bool = False
+
+
+def _timeline(status: Mapping[str, Any]) -> _Timeline:
+    start = end = error = None
+    interrupted = False
+    for message in status.get("messages") or []:
+        if not isinstance(message, list | tuple) or len(message) < 2:
+            continue
+        event, data = message[0], message[1]
+        if not isinstance(data, dict):
+            continue
+        if event == "execution_start":
+            start = data.get("timestamp")
+        elif event in _END_EVENTS:
+            end = data.get("timestamp")
+            if event == "execution_error":
+                error = data
+            elif event == "execution_interrupted":
+                interrupted = True
+    return _Timeline(start, end, error, interrupted)
+
+
+def history_status(status: Mapping[str, Any] | None) -> str:
+    """Map a history `status` dict to a job status; a missing status counts as completed."""
+    status_str = status.get("status_str") if status else None
+    if status_str == "error":
+        return CANCELLED if _timeline(status or {}).interrupted else FAILED
+    return COMPLETED
+
+
+def job_from_history(
+    prompt_id: str, entry: Mapping[str, Any], *, detailed: bool = False
+) -> dict[str, Any]:
+    """The job object of a finished prompt; `detailed` adds outputs, status and workflow."""
+    number, prompt, extra = _row_fields(entry.get("prompt"))
+    status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+    outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
+    timeline = _timeline(status)
+    summary = summarize_outputs(outputs)
+    job = prune_none(
+        {
+            "id": prompt_id,
+            "status": history_status(status),
+            "priority": number,
+            "create_time": extra.get("create_time"),
+            "execution_start_time": timeline.start,
+            "execution_end_time": timeline.end,
+            "execution_error": timeline.error,
+            "outputs_count": summary.count,
+            "previewable_outputs_count": summary.previewable_count,
+            "preview_output": summary.preview,
+            "workflow_id": workflow_id_of(extra),
+        }
+    )
+    if detailed:
+        job["outputs"] = normalize_outputs(outputs)
+        job["execution_status"] = status
+        job["workflow"] = {"prompt": prompt, "extra_data": extra}
+    return job
+
+
+@dataclass(frozen=True)
+class OutputsSummary:
+    count: int
+    previewable_count: int
+    preview: dict[str, Any] | None
+
+
+def _extension(item: Mapping[str, Any]) -> str:
+    name = item.get("filename")
+    if not isinstance(name, str) or "." not in name:
+        return ""
+    return "." + name.rsplit(".", 1)[1].lower()
+
+
+def _normalize_item(item: Any) -> dict[str, Any] | None:
+    """A file entry as a dict; 3D nodes report bare file names, which become entries."""
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, str) and _extension({"filename": item}) in MODEL_3D_EXTENSIONS:
+        return {"filename": item, "type": "output", "subfolder": "", "mediaType": "3d"}
+    return None
+
+
+def _preview_tier(key: str, item: Mapping[str, Any]) -> int | None:
+    """Preference rank of a file entry as preview (lower wins), None if not previewable."""
+    fmt = item.get("format")
+    fmt = fmt if isinstance(fmt, str) else ""
+    ext = _extension(item)
+    is_media = (
+        key in MEDIA_KEYS
+        or item.get("mediaType") == "3d"
+        or fmt.startswith(("video/", "audio/"))
+        or ext in MODEL_3D_EXTENSIONS
+    )
+    if is_media:
+        return 0 if item.get("type") == "output" else 1
+    if key == TEXT_KEY or ext in TEXT_EXTENSIONS:
+        return 2
+    return None
+
+
+def _raw_text_preview(node_id: str, text: str) -> dict[str, Any]:
+    preview: dict[str, Any] = {"content": text[:RAW_TEXT_PREVIEW_CHARS]}
+    if len(text) > RAW_TEXT_PREVIEW_CHARS:
+        preview["truncated"] = True
+    preview["nodeId"] = node_id
+    preview["mediaType"] = TEXT_KEY
+    return preview
+
+
+def _output_lists(outputs: Mapping[str, Any]) -> Iterable[tuple[str, str, list[Any]]]:
+    for node_id, node_outputs in outputs.items():
+        if not isinstance(node_outputs, dict):
+            continue
+        for key, items in node_outputs.items():
+            if key in IGNORED_OUTPUT_KEYS or not isinstance(items, list):
+                continue
+            yield str(node_id), key, items
+
+
+def summarize_outputs(outputs: Mapping[str, Any]) -> OutputsSummary:
+    """Count output files, count previewable ones, and pick the preview (§1.3 order).
+
+    Preference: an `output`-type media item, then any media item (e.g. temp previews), then
+    a saved text file, then raw text from a `text` list (truncated to 1024 chars).
+    """
+    count = previewable = 0
+    best: tuple[int, dict[str, Any]] | None = None
+    raw_text: dict[str, Any] | None = None
+    for node_id, key, items in _output_lists(outputs):
+        for item in items:
+            entry = _normalize_item(item)
+            if entry is None:
+                if key == TEXT_KEY and isinstance(item, str) and raw_text is None:
+                    raw_text = _raw_text_preview(node_id, item)
+                continue
+            count += 1
+            tier = _preview_tier(key, entry)
+            if tier is None:
+                continue
+            previewable += 1
+            if best is None or tier < best[0]:
+                best = (
+                    tier,
+                    {**entry, "nodeId": node_id, "mediaType": entry.get("mediaType", key)},
+                )
+    preview = best[1] if best is not None else raw_text
+    return OutputsSummary(count, previewable, preview)
+
+
+def normalize_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Outputs for the job detail: same shape, with bare 3D file names turned into entries."""
+    result: dict[str, Any] = {}
+    for node_id, node_outputs in outputs.items():
+        if not isinstance(node_outputs, dict):
+            result[node_id] = node_outputs
+            continue
+        result[node_id] = {
+            key: [_normalize_item(i) or i for i in items] if isinstance(items, list) else items
+            for key, items in node_outputs.items()
+        }
+    return result
+
+
+def _duration(job: Mapping[str, Any]) -> float:
+    start, end = job.get("execution_start_time"), job.get("execution_end_time")
+    return end - start if start is not None and end is not None else 0
+
+
+def _created(job: Mapping[str, Any]) -> float:
+    return job.get("create_time") or 0
+
+
+def sort_jobs(jobs: list[dict[str, Any]], sort_by: str, sort_order: str) -> list[dict[str, Any]]:
+    """Stable sort, so equal keys keep running -> pending -> history order."""
+    key = _duration if sort_by == SORT_BY_DURATION else _created
+    return sorted(jobs, key=key, reverse=sort_order == "desc")
+
+
+def list_jobs(
+    running_items: Iterable[Sequence[Any]],
+    pending_items: Iterable[Sequence[Any]],
+    history: Mapping[str, Mapping[str, Any]],
+    query: JobsQuery,
+) -> dict[str, Any]:
+    """`GET /api/jobs` body: `{"jobs": [...], "pagination": {offset, limit, total, has_more}}`."""
+    jobs: list[dict[str, Any]] = []
+    if query.wants(IN_PROGRESS):
+        jobs.extend(job_from_queue_item(item, IN_PROGRESS) for item in running_items)
+    if query.wants(PENDING):
+        jobs.extend(job_from_queue_item(item, PENDING) for item in pending_items)
+    for prompt_id, entry in history.items():
+        job = job_from_history(prompt_id, entry)
+        if query.wants(job["status"]):
+            jobs.append(job)
+    if query.workflow_id is not None:
+        jobs = [job for job in jobs if job.get("workflow_id") == query.workflow_id]
+    jobs = sort_jobs(jobs, query.sort_by, query.sort_order)
+    total = len(jobs)
+    end = None if query.limit is None else query.offset + query.limit
+    page = jobs[query.offset : end]
+    return {
+        "jobs": page,
+        "pagination": {
+            "offset": query.offset,
+            "limit": query.limit,
+            "total": total,
+            "has_more": query.offset + len(page) < total,
+        },
+    }
+
+
+def job_detail(
+    job_id: str,
+    running_items: Iterable[Sequence[Any]],
+    pending_items: Iterable[Sequence[Any]],
+    history: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """`GET /api/jobs/{id}` body, or None when the id is unknown.
+
+    History wins over the queue: a prompt that just finished may still be listed as running
+    for a moment, and its detailed record is the more useful answer.
+    """
+    entry = history.get(job_id)
+    if entry is not None:
+        return job_from_history(job_id, entry, detailed=True)
+    for status, items in ((IN_PROGRESS, running_items), (PENDING, pending_items)):
+        for item in items:
+            if len(item) > 1 and item[1] == job_id:
+                return job_from_queue_item(item, status)
+    logger.debug("job %s not found", job_id)
+    return None

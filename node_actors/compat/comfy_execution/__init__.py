@@ -1,0 +1,1 @@
+"""comfyray's stand-in for ComfyUI's `comfy_execution` package (names packs import)."""

@@ -1,0 +1,98 @@
+"""A NodeExecutor that runs node steps in this process, on worker threads.
+
+The same engine, runner and node library as on Ray, without Ray: fast engine tests and an
+in-process mode for tools. Output handles are plain holders of the output lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from node_actors.protocol import ExpansionCall, NodeResultMeta, NodeTask, PreviewFrame
+from node_actors.worker import NodeWorkerImpl
+
+
+@dataclass
+class LocalRef:
+    value: Any = None
+
+
+@dataclass
+class LocalSubmission:
+    meta: Any
+    outputs: LocalRef
+
+
+ProgressCallback = Callable[[str, str, float, float, PreviewFrame | None, bool], None]
+
+
+class LoopReporter:
+    """Delivers worker-thread progress into the event loop, in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: ProgressCallback) -> None:
+        self._loop = loop
+        self._callback = callback
+
+    def report(
+        self,
+        prompt_id: str,
+        node_id: str,
+        value: float,
+        max_value: float,
+        frame: PreviewFrame | None,
+        legacy: bool,
+    ) -> None:
+        self._loop.call_soon_threadsafe(
+            self._callback, prompt_id, node_id, value, max_value, frame, legacy
+        )
+
+    def barrier(self) -> None:
+        done = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop)
+        done.result(timeout=30)
+
+
+class LocalExecutor:
+    def __init__(self, worker: NodeWorkerImpl) -> None:
+        self.worker = worker
+
+    def submit(self, task: NodeTask, upstream: list[Any]) -> LocalSubmission:
+        ref = LocalRef()
+
+        async def meta() -> NodeResultMeta:
+            values = [u.value for u in upstream]
+            result, outputs = await asyncio.to_thread(self.worker.run_node, task, values)
+            ref.value = outputs
+            return result
+
+        return LocalSubmission(meta(), ref)
+
+    def submit_resolve(
+        self, task: NodeTask, calls: tuple[ExpansionCall, ...], produced: Mapping[str, Any]
+    ) -> LocalSubmission:
+        ref = LocalRef()
+
+        async def meta() -> NodeResultMeta:
+            ids = list(produced)
+            values = [produced[i].value for i in ids]
+            result, outputs = await asyncio.to_thread(
+                self.worker.resolve_expansion, task, calls, ids, values
+            )
+            ref.value = outputs
+            return result
+
+        return LocalSubmission(meta(), ref)
+
+    async def is_changed(self, prompt_id: str, requests: list[Any]) -> dict[str, Any]:
+        payload = [(r.node_id, r.class_type, r.inputs) for r in requests]
+        return await asyncio.to_thread(self.worker.is_changed, payload)
+
+    async def validate_inputs(
+        self, class_type: str, inputs: dict[str, Any], input_types: dict[str, str] | None
+    ) -> list[Any]:
+        return await asyncio.to_thread(self.worker.validate_inputs, class_type, inputs, input_types)
+
+    async def interrupt(self, prompt_id: str) -> None:
+        self.worker.interrupt(prompt_id)

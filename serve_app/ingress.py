@@ -1,0 +1,244 @@
+"""The Ray Serve ingress: ComfyUI's HTTP routes and `/ws` in a Serve deployment.
+
+The only module of `serve_app` that makes Ray calls. `deploy(settings)` (the factory that
+`comfyray serve` calls) starts the controller actor, which starts the node workers, and
+runs the ingress application; each replica builds its FastAPI app, finds the controller by
+name and forwards to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import sys
+from typing import Any
+
+import ray
+from fastapi import FastAPI, WebSocket
+from ray import serve
+from ray.exceptions import RayTaskError
+
+from cluster.controller import ControllerConfig
+from cluster.dispatch import ClusterSpec, get_controller, start_controller
+from cluster.jobs import JobsQuery
+from serve_app.http.app import APP_VERSION, build_app
+from serve_app.ws_hub import WebSocketHub
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "comfyray"
+MAX_UPLOAD_SIZE = 100 * 1024 * 1024
+
+
+def server_features() -> dict[str, Any]:
+    return {
+        "supports_preview_metadata": True,
+        "supports_model_type_tags": True,
+        "max_upload_size": MAX_UPLOAD_SIZE,
+        "extension": {"manager": {"supports_v4": True}},
+        "node_replacements": True,
+        "assets": False,
+    }
+
+
+async def _call(method: Any, *args: Any) -> Any:
+    """Await an actor call, re-raising our own typed errors as themselves."""
+    try:
+        return await method.remote(*args)
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
+class RayBackend:
+    """`ComfyBackend` over the controller actor."""
+
+    def __init__(self, controller: Any, hub: WebSocketHub | None = None) -> None:
+        self._controller = controller
+        self.hub = hub
+
+    # events, for the hub
+    async def events_since(self, seq: int, timeout: float) -> list[Any]:
+        return await _call(self._controller.events_since, seq, timeout)
+
+    async def last_seq(self) -> int:
+        return await _call(self._controller.last_seq)
+
+    async def running_node_of_client(self, client_id: str) -> str | None:
+        return await _call(self._controller.running_node_of_client, client_id)
+
+    # prompts and queue
+    async def submit_prompt(self, body: dict[str, Any], usage_source: str | None) -> dict:
+        client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
+        if self.hub is not None:
+            self.hub.pause(client_id)
+        try:
+            return await _call(self._controller.submit, body, usage_source)
+        finally:
+            if self.hub is not None:
+                # Released just after the reply is written, so the client sees it first.
+                asyncio.get_running_loop().call_later(0.01, self.hub.resume, client_id)
+
+    async def queue_remaining(self) -> int:
+        return await _call(self._controller.queue_remaining)
+
+    async def get_queue(self) -> dict:
+        return await _call(self._controller.get_queue)
+
+    async def manage_queue(self, clear: bool, delete: list[str]) -> None:
+        await _call(self._controller.manage_queue, clear, delete)
+
+    async def interrupt(self, prompt_id: str | None) -> None:
+        await _call(self._controller.interrupt, prompt_id)
+
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        await _call(self._controller.free, unload_models, free_memory)
+
+    async def get_history(self, max_items: int | None, offset: int) -> dict:
+        return await _call(self._controller.get_history, max_items, offset)
+
+    async def get_history_item(self, prompt_id: str) -> dict | None:
+        found = await _call(self._controller.get_history_item, prompt_id)
+        return found.get(prompt_id) if found else None
+
+    async def manage_history(self, clear: bool, delete: list[str]) -> None:
+        await _call(self._controller.manage_history, clear, delete)
+
+    # jobs
+    async def list_jobs(self, query: JobsQuery) -> dict:
+        return await _call(self._controller.list_jobs, query)
+
+    async def get_job(self, job_id: str) -> dict | None:
+        return await _call(self._controller.get_job, job_id)
+
+    async def cancel_job(self, job_id: str) -> bool:
+        return await _call(self._controller.cancel, job_id)
+
+    async def cancel_jobs(self, job_ids: list[str]) -> bool:
+        results = [await _call(self._controller.cancel, job_id) for job_id in job_ids]
+        return any(results)
+
+    # nodes and models
+    async def object_info(self) -> dict:
+        return await _call(self._controller.object_info)
+
+    async def object_info_for(self, node_class: str) -> dict | None:
+        found = await _call(self._controller.object_info_for, node_class)
+        return found or None
+
+    async def embeddings(self) -> list[str]:
+        return await _call(self._controller.models_query, "embeddings", None)
+
+    async def model_folders(self) -> list[str]:
+        return await _call(self._controller.models_query, "folders", None)
+
+    async def models_in(self, folder: str) -> list[str] | None:
+        return await _call(self._controller.models_query, "files", folder)
+
+    async def experiment_models(self) -> list[dict]:
+        return await _call(self._controller.models_query, "experiment", None)
+
+    async def experiment_models_in(self, folder: str) -> list[dict] | None:
+        return await _call(self._controller.models_query, "experiment_files", folder)
+
+    async def system_stats(self) -> dict:
+        workers = await _call(self._controller.workers_info)
+        head = workers[0] if workers else {}
+        devices = [device for info in workers for device in info.get("devices", [])]
+        return {
+            "system": {
+                "os": sys.platform,
+                "ram_total": head.get("ram_total", 0),
+                "ram_free": head.get("ram_free", 0),
+                "comfyui_version": APP_VERSION,
+                "required_frontend_version": None,
+                "installed_templates_version": None,
+                "required_templates_version": None,
+                "comfy_package_versions": {},
+                "python_version": sys.version,
+                "pytorch_version": head.get("pytorch_version", ""),
+                "embedded_python": False,
+                "deploy_environment": "comfyray",
+                "argv": sys.argv,
+                "ray_version": ray.__version__,
+                "machine": platform.machine(),
+            },
+            "devices": devices,
+        }
+
+    async def features(self) -> dict:
+        return server_features()
+
+
+def build_replica_app() -> FastAPI:
+    """Runs inside each ingress replica: the app, wired to the named controller."""
+    controller = get_controller()
+    backend = RayBackend(controller)
+
+    async def features() -> dict:
+        return server_features()
+
+    hub = WebSocketHub(backend, features)
+    backend.hub = hub
+    app = build_app(backend)
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await hub.serve(websocket)
+
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.add_api_websocket_route("/api/ws", websocket_endpoint)
+    logger.info("ingress replica ready (pid %d)", os.getpid())
+    return app
+
+
+@serve.deployment(
+    name="ComfyIngress",
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0},
+    max_ongoing_requests=10_000,
+)
+@serve.ingress(build_replica_app)
+class ComfyIngress:
+    """The HTTP/WS edge; its app comes from build_replica_app."""
+
+
+def cluster_spec(settings: Any) -> ClusterSpec:
+    from node_actors.worker import WorkerConfig
+
+    custom_dirs = [str(settings.custom_nodes_directory)] if settings.custom_nodes_directory else []
+    worker_config = WorkerConfig(
+        base_dir=str(settings.base_directory),
+        output_dir=str(settings.output_directory),
+        input_dir=str(settings.input_directory),
+        temp_dir=str(settings.temp_directory),
+        user_dir=str(settings.user_directory),
+        models_dir=str(settings.models_directory) if settings.models_directory else None,
+        extra_model_paths=[str(p) for p in settings.extra_model_paths_configs],
+        custom_node_dirs=custom_dirs,
+        cpu_only=settings.cpu,
+        keep_instances=settings.cache_mode != "none",
+    )
+    gpus = 0.0 if settings.cpu else float(ray.cluster_resources().get("GPU", 0))
+    workers = int(settings.workers or 1)
+    return ClusterSpec(
+        worker_count=workers,
+        worker_config=worker_config,
+        gpus_per_worker=1.0 if gpus >= workers and gpus > 0 else 0.0,
+        journal_path=str(settings.state_dir / "jobs.jsonl") if settings.state_dir else None,
+        controller=ControllerConfig(
+            cache_mode=settings.cache_mode,
+            cache_lru_size=settings.cache_lru_size,
+            max_concurrent_prompts=max(1, workers),
+        ),
+    )
+
+
+def deploy(settings: Any) -> None:
+    """Start the controller and workers, then the ingress application."""
+    start_controller(cluster_spec(settings))
+    serve.run(ComfyIngress.bind(), name=APP_NAME, route_prefix="/")
+    logger.info("comfyray app deployed")

@@ -1,0 +1,211 @@
+"""The WebSocket side of one ingress replica: ComfyUI's `/ws` protocol.
+
+The hub long-polls the controller's event log and forwards each event to the sockets it
+is addressed to (one client id, or all). Each socket has its own send queue, so a slow
+client never holds up the others, and can be paused while the POST that queued a prompt is
+still being answered (clients must learn a prompt id from the HTTP reply first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
+IMAGE_FORMAT_CODES = {"image/jpeg": 1, "image/png": 2}
+
+
+class EventSource(Protocol):
+    async def events_since(self, seq: int, timeout: float) -> list[Any]: ...
+    async def last_seq(self) -> int: ...
+    async def queue_remaining(self) -> int: ...
+    async def running_node_of_client(self, client_id: str) -> str | None: ...
+
+
+def legacy_preview_frame(image_type: str, data: bytes) -> bytes:
+    return struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMAT_CODES.get(image_type, 1)) + data
+
+
+def metadata_preview_frame(metadata: dict[str, Any], data: bytes) -> bytes:
+    header = json.dumps(metadata).encode()
+    return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(header)) + header + data
+
+
+def frames_for(event: Any, supports_preview_metadata: bool) -> list[str | bytes]:
+    """What one event becomes on one socket, in ComfyUI's order for its feature flags."""
+    if event.type != "progress_bundle":
+        return [json.dumps({"type": event.type, "data": event.data})]
+    frames: list[str | bytes] = []
+    if event.progress_state is not None:
+        frames.append(json.dumps({"type": "progress_state", "data": event.progress_state}))
+    preview = event.preview
+    if preview is not None and supports_preview_metadata:
+        frames.append(metadata_preview_frame(preview.metadata, preview.data))
+    if event.progress is not None:
+        frames.append(json.dumps({"type": "progress", "data": event.progress}))
+    if preview is not None and not supports_preview_metadata and event.progress is not None:
+        frames.append(legacy_preview_frame(preview.image_type, preview.data))
+    return frames
+
+
+@dataclass
+class ClientSocket:
+    sid: str
+    websocket: WebSocket
+    supports_preview_metadata: bool = False
+    outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
+    resumed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.resumed.set()
+
+
+class WebSocketHub:
+    def __init__(self, source: EventSource, server_features: Callable[[], Awaitable[dict]]):
+        self._source = source
+        self._server_features = server_features
+        self._sockets: dict[str, ClientSocket] = {}
+        self._paused: dict[str, int] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._seq: int | None = None
+
+    # --- pausing around POST /prompt ---------------------------------------------------------
+
+    def pause(self, client_id: str | None) -> None:
+        if client_id is None:
+            return
+        self._paused[client_id] = self._paused.get(client_id, 0) + 1
+        client = self._sockets.get(client_id)
+        if client is not None:
+            client.resumed.clear()
+
+    def resume(self, client_id: str | None) -> None:
+        if client_id is None or client_id not in self._paused:
+            return
+        self._paused[client_id] -= 1
+        if self._paused[client_id] <= 0:
+            del self._paused[client_id]
+            client = self._sockets.get(client_id)
+            if client is not None:
+                client.resumed.set()
+
+    # --- the poller --------------------------------------------------------------------------
+
+    async def ensure_polling(self) -> None:
+        if self._poller is None or self._poller.done():
+            if self._seq is None:
+                self._seq = await self._source.last_seq()
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                events = await self._source.events_since(self._seq or 0, 10.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("event poll failed: %s; retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for event in events:
+                self._seq = max(self._seq or 0, event.seq)
+                self._dispatch(event)
+
+    def _dispatch(self, event: Any) -> None:
+        if event.target is None:
+            targets = list(self._sockets.values())
+        else:
+            client = self._sockets.get(event.target)
+            targets = [client] if client is not None else []
+        for client in targets:
+            for frame in frames_for(event, client.supports_preview_metadata):
+                client.outbox.put_nowait(frame)
+
+    # --- one connection ----------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        await self.ensure_polling()
+        sid = websocket.query_params.get("clientId") or uuid.uuid4().hex
+        client = ClientSocket(sid, websocket)
+        if sid in self._paused:
+            client.resumed.clear()
+        previous = self._sockets.get(sid)
+        self._sockets[sid] = client
+        if previous is not None:
+            previous.outbox.put_nowait(None)
+        remaining = await self._source.queue_remaining()
+        await websocket.send_text(
+            json.dumps(
+                {
+                    "type": "status",
+                    "data": {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": sid},
+                }
+            )
+        )
+        running = await self._source.running_node_of_client(sid)
+        if running is not None:
+            await websocket.send_text(json.dumps({"type": "executing", "data": {"node": running}}))
+        sender = asyncio.get_running_loop().create_task(self._send_loop(client))
+        try:
+            await self._receive_loop(client)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            # A newer socket under the same sid stays registered.
+            if self._sockets.get(sid) is client:
+                del self._sockets[sid]
+            logger.info("websocket %s closed", sid)
+
+    async def _send_loop(self, client: ClientSocket) -> None:
+        while True:
+            frame = await client.outbox.get()
+            if frame is None:
+                with contextlib.suppress(Exception):
+                    await client.websocket.close()
+                return
+            await client.resumed.wait()
+            try:
+                if isinstance(frame, bytes):
+                    await client.websocket.send_bytes(frame)
+                else:
+                    await client.websocket.send_text(frame)
+            except Exception:
+                return
+
+    async def _receive_loop(self, client: ClientSocket) -> None:
+        first = True
+        while True:
+            try:
+                message = await client.websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message.get("type") == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if not first or text is None:
+                continue
+            first = False
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                logger.info("websocket %s: first message is not JSON", client.sid)
+                continue
+            if isinstance(data, dict) and data.get("type") == "feature_flags":
+                flags = data.get("data") if isinstance(data.get("data"), dict) else {}
+                client.supports_preview_metadata = bool(flags.get("supports_preview_metadata"))
+                features = await self._server_features()
+                client.outbox.put_nowait(json.dumps({"type": "feature_flags", "data": features}))
