@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,8 +139,26 @@ class ControllerActor:
         self._spec = spec
         self._workers: list[Any] = []
         self._core: ClusterController | None = None
+        self._started = asyncio.Event()
+        self._start_error: BaseException | None = None
 
     async def start(self) -> int:
+        try:
+            return await self._start()
+        except BaseException as exc:
+            self._start_error = exc
+            raise
+        finally:
+            self._started.set()
+
+    async def _ready(self) -> ClusterController:
+        """Ingress calls wait here while the workers are still starting."""
+        await self._started.wait()
+        if self._core is None:
+            raise RuntimeError(f"controller failed to start: {self._start_error}")
+        return self._core
+
+    async def _start(self) -> int:
         from node_actors.worker import NodeWorker
 
         spec = self._spec
@@ -179,63 +198,67 @@ class ControllerActor:
     # --- called by ingress replicas ---------------------------------------------------------
 
     async def submit(self, body: Any, usage_source: str | None) -> dict[str, Any]:
-        return await self.core.submit(body, usage_source)
+        return await (await self._ready()).submit(body, usage_source)
 
-    def queue_remaining(self) -> int:
-        return self.core.queue_remaining()
+    async def queue_remaining(self) -> int:
+        return (await self._ready()).queue_remaining()
 
-    def get_queue(self) -> dict[str, Any]:
-        return self.core.get_queue()
+    async def get_queue(self) -> dict[str, Any]:
+        return (await self._ready()).get_queue()
 
-    def manage_queue(self, clear: bool, delete: list[str]) -> None:
-        self.core.manage_queue(clear, delete)
+    async def manage_queue(self, clear: bool, delete: list[str]) -> None:
+        (await self._ready()).manage_queue(clear, delete)
 
     async def interrupt(self, prompt_id: str | None) -> bool:
-        return await self.core.interrupt(prompt_id)
+        return await (await self._ready()).interrupt(prompt_id)
 
     async def cancel(self, prompt_id: str) -> bool:
-        return await self.core.cancel(prompt_id)
+        return await (await self._ready()).cancel(prompt_id)
 
-    def free(self, unload_models: bool, free_memory: bool) -> None:
-        self.core.free(unload_models, free_memory)
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        (await self._ready()).free(unload_models, free_memory)
 
-    def get_history(self, max_items: int | None, offset: int) -> dict[str, Any]:
-        return self.core.get_history(max_items, offset)
+    async def get_history(self, max_items: int | None, offset: int) -> dict[str, Any]:
+        return (await self._ready()).get_history(max_items, offset)
 
-    def get_history_item(self, prompt_id: str) -> dict[str, Any]:
-        return self.core.get_history_item(prompt_id)
+    async def get_history_item(self, prompt_id: str) -> dict[str, Any]:
+        return (await self._ready()).get_history_item(prompt_id)
 
-    def manage_history(self, clear: bool, delete: list[str]) -> None:
-        self.core.manage_history(clear, delete)
+    async def manage_history(self, clear: bool, delete: list[str]) -> None:
+        (await self._ready()).manage_history(clear, delete)
 
-    def jobs_snapshot(self) -> tuple[list[list[Any]], list[list[Any]], dict[str, Any]]:
-        return self.core.jobs_snapshot()
+    async def jobs_snapshot(self) -> tuple[list[list[Any]], list[list[Any]], dict[str, Any]]:
+        return (await self._ready()).jobs_snapshot()
 
     async def events_since(self, seq: int, timeout: float) -> list[Any]:
-        return await self.core.events_since(seq, timeout)
+        return await (await self._ready()).events_since(seq, timeout)
 
-    def last_seq(self) -> int:
-        return self.core.last_seq()
+    async def last_seq(self) -> int:
+        return (await self._ready()).last_seq()
 
-    def running_node_of_client(self, client_id: str) -> str | None:
-        return self.core.running_node_of_client(client_id)
+    async def running_node_of_client(self, client_id: str) -> str | None:
+        return (await self._ready()).running_node_of_client(client_id)
 
     async def object_info(self) -> dict[str, Any]:
+        await self._ready()
         return await self._workers[0].object_info.remote()
 
     async def object_info_for(self, class_type: str) -> dict[str, Any]:
+        await self._ready()
         return await self._workers[0].object_info_for.remote(class_type)
 
-    def list_jobs(self, query: Any) -> dict[str, Any]:
-        return self.core.list_jobs(query)
+    async def list_jobs(self, query: Any) -> dict[str, Any]:
+        return (await self._ready()).list_jobs(query)
 
-    def get_job(self, job_id: str) -> dict[str, Any] | None:
-        return self.core.get_job(job_id)
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        return (await self._ready()).get_job(job_id)
 
     async def models_query(self, what: str, folder: str | None) -> Any:
+        await self._ready()
         return await self._workers[0].models_query.remote(what, folder)
 
     async def workers_info(self) -> list[dict[str, Any]]:
+        await self._ready()
         return list(await asyncio.gather(*(w.info.remote() for w in self._workers)))
 
     # --- called by workers ------------------------------------------------------------------
@@ -261,14 +284,32 @@ def _path(value: str) -> Any:
     return Path(value)
 
 
-def start_controller(spec: ClusterSpec) -> Any:
-    """Create the named controller actor (and through it the workers); returns its handle."""
+def start_controller(spec: ClusterSpec) -> tuple[Any, Any]:
+    """Create the named controller actor and have it start the workers.
+
+    Returns (handle, started): `started` resolves to the worker count; the caller can deploy
+    the ingress meanwhile, whose calls wait until the controller is ready.
+    """
+    try:
+        previous = ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+    except ValueError:
+        previous = None
+    if previous is not None:
+        # Left by an earlier `comfyray serve` on a long-lived cluster: its state is in the
+        # journal, and its workers die with it.
+        logger.info("replacing the controller left by an earlier server")
+        ray.kill(previous, no_restart=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+            except ValueError:
+                break
+            time.sleep(0.1)
     handle = ControllerActor.options(
         name=CONTROLLER_NAME, namespace=NAMESPACE, lifetime="detached"
     ).remote(spec)
-    count = ray.get(handle.start.remote())
-    logger.info("controller up with %d node workers", count)
-    return handle
+    return handle, handle.start.remote()
 
 
 def get_controller() -> Any:

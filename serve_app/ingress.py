@@ -239,6 +239,8 @@ def cluster_spec(settings: Any) -> ClusterSpec:
 
 def deploy(settings: Any) -> None:
     """Start the controller and workers, then the ingress application."""
-    start_controller(cluster_spec(settings))
+    _, started = start_controller(cluster_spec(settings))
+    # The ingress replica starts while the workers import torch and the node library.
     serve.run(ComfyIngress.bind(), name=APP_NAME, route_prefix="/")
-    logger.info("comfyray app deployed")
+    workers = ray.get(started)
+    logger.info("comfyray app deployed with %d node workers", workers)

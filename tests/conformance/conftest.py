@@ -1,0 +1,25 @@
+"""One real `comfyray serve` (local Ray, 2 workers, the stub pack) for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server_process import ServerProcess, start_server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    base = tmp_path_factory.mktemp("conformance_server")
+    process = start_server(base, "--workers", "2", "--cache-classic")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def base_dir(server: ServerProcess) -> Path:
+    return server.base_dir
