@@ -92,9 +92,11 @@ class ClusterController:
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._journal is not None:
-            self._journal.append(record)
+            # Compact before appending: callers apply `record` to memory only after this
+            # returns, so a snapshot taken after the append would miss it.
             if self._journal.needs_compaction():
                 self._compact()
+            self._journal.append(record)
 
     def _compact(self) -> None:
         if self._journal is None:
@@ -326,7 +328,8 @@ class ClusterController:
             removed += self.queue.delete(delete)
         if removed:
             self._write({"op": "removed", "ids": removed})
-        if clear or delete:
+        # ComfyUI announces a wipe always, a delete only when it removed something.
+        if clear or removed:
             self._broadcast_status()
 
     async def interrupt(self, prompt_id: str | None = None) -> bool:

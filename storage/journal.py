@@ -50,10 +50,24 @@ class JobJournal:
         if self._file is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                torn = self._ends_mid_line()
                 self._file = self.path.open("a", encoding="utf-8")
+                if torn:
+                    # Otherwise the next record would join the torn line and be lost with it.
+                    self._file.write("\n")
             except OSError as exc:
                 raise JournalError(f"cannot open job journal {self.path}: {exc}") from exc
         return self._file
+
+    def _ends_mid_line(self) -> bool:
+        """The file's last line has no newline: a write was cut short."""
+        if not self.path.exists():
+            return False
+        with self.path.open("rb") as raw:
+            if raw.seek(0, os.SEEK_END) == 0:
+                return False
+            raw.seek(-1, os.SEEK_END)
+            return raw.read(1) != b"\n"
 
     def append(self, record: dict[str, Any]) -> None:
         handle = self._open()
