@@ -139,14 +139,20 @@ class ClusterController:
         max_value: float,
         preview: PreviewFrame | None = None,
         legacy: bool = True,
+        seq: int = 0,
     ) -> None:
         run = self._runs.get(prompt_id)
         if run is not None:
-            run.on_progress(node_id, value, max_value, preview, legacy)
+            run.on_progress(node_id, value, max_value, preview, legacy, seq)
 
-    def barrier(self) -> None:
-        """Workers call this after reporting progress: when it returns, every report they
-        sent before has been applied (calls from one caller run in order)."""
+    async def barrier(self, prompt_id: str, last_seqs: dict[str, int]) -> None:
+        """Workers call this before returning a node's result: it returns once every
+        progress report they numbered up to `last_seqs[node_id]` has been applied."""
+        run = self._runs.get(prompt_id)
+        if run is None:
+            return
+        for node_id, last_seq in last_seqs.items():
+            await run.progress_delivered(node_id, last_seq, timeout=10.0)
 
     # --- submitting -------------------------------------------------------------------------
 

@@ -263,7 +263,7 @@ class ControllerActor:
 
     # --- called by workers ------------------------------------------------------------------
 
-    def node_progress(
+    async def node_progress(
         self,
         prompt_id: str,
         node_id: str,
@@ -271,11 +271,12 @@ class ControllerActor:
         max_value: float,
         preview: PreviewFrame | None,
         legacy: bool,
+        seq: int = 0,
     ) -> None:
-        self.core.node_progress(prompt_id, node_id, value, max_value, preview, legacy)
+        self.core.node_progress(prompt_id, node_id, value, max_value, preview, legacy, seq)
 
-    def barrier(self) -> None:
-        self.core.barrier()
+    async def barrier(self, prompt_id: str, last_seqs: dict[str, int]) -> None:
+        await self.core.barrier(prompt_id, last_seqs)
 
 
 def _path(value: str) -> Any:

@@ -24,13 +24,14 @@ class ProgressRegistry:
     def start(self, node_id: str, display: str, parent: str | None, real: str) -> None:
         self._nodes[node_id] = NodeProgress("running", 0.0, 1.0, display, parent, real)
 
-    def update(self, node_id: str, value: float, max_value: float) -> None:
+    def update(self, node_id: str, value: float, max_value: float) -> bool:
+        """Apply a report; False when the node is not running (a late report)."""
         entry = self._nodes.get(node_id)
-        if entry is None:
-            return
-        entry.state = "running"
+        if entry is None or entry.state != "running":
+            return False
         entry.value = value
         entry.max = max_value
+        return True
 
     def finish(self, node_id: str, display: str, parent: str | None, real: str) -> None:
         entry = self._nodes.get(node_id)

@@ -101,6 +101,9 @@ class ActiveRun:
         self._in_flight: dict[asyncio.Future[Any], tuple[str, Submission]] = {}
         self._expansions: dict[str, tuple[ExpansionCall, ...]] = {}
         self._keyer: CacheKeyer | None = None
+        self._progress_next: dict[str, int] = {}
+        self._progress_early: dict[str, dict[int, tuple[Any, ...]]] = {}
+        self._progress_waiters: dict[str, tuple[int, asyncio.Event]] = {}
         self.cache_keys: set[str] = set()
 
     # --- messages ---------------------------------------------------------------------------
@@ -135,9 +138,57 @@ class ActiveRun:
         max_value: float,
         preview: PreviewFrame | None,
         legacy: bool,
+        seq: int = 0,
     ) -> None:
-        """A worker reported progress (ProgressBar, set_progress) for a node of this run."""
-        self.progress.update(node_id, value, max_value)
+        """A worker reported progress (ProgressBar, set_progress) for a node of this run.
+
+        Reports can overtake each other between processes; `seq` numbers them per node
+        (1, 2, ...), and early ones wait here until the gap before them is filled.
+        """
+        if not seq:
+            self._apply_progress(node_id, value, max_value, preview, legacy)
+            return
+        expected = self._progress_next.get(node_id, 1)
+        if seq < expected:
+            return
+        buffered = self._progress_early.setdefault(node_id, {})
+        buffered[seq] = (value, max_value, preview, legacy)
+        while expected in buffered:
+            self._apply_progress(node_id, *buffered.pop(expected))
+            expected += 1
+        self._progress_next[node_id] = expected
+        waiter = self._progress_waiters.get(node_id)
+        if waiter is not None and expected > waiter[0]:
+            waiter[1].set()
+
+    async def progress_delivered(self, node_id: str, last_seq: int, timeout: float) -> None:
+        """Return once report `last_seq` of the node (and all before it) was applied."""
+        if self._progress_next.get(node_id, 1) > last_seq:
+            return
+        event = asyncio.Event()
+        self._progress_waiters[node_id] = (last_seq, event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            logger.warning(
+                "prompt %s node %s: progress reports up to %d did not all arrive",
+                self.prompt_id,
+                node_id,
+                last_seq,
+            )
+        finally:
+            self._progress_waiters.pop(node_id, None)
+
+    def _apply_progress(
+        self,
+        node_id: str,
+        value: float,
+        max_value: float,
+        preview: PreviewFrame | None,
+        legacy: bool,
+    ) -> None:
+        if not self.progress.update(node_id, value, max_value):
+            return
         legacy_data = (
             {"value": value, "max": max_value, "prompt_id": self.prompt_id, "node": node_id}
             if legacy

@@ -49,7 +49,7 @@ class LoopReporter:
             self._callback, prompt_id, node_id, value, max_value, frame, legacy
         )
 
-    def barrier(self) -> None:
+    def barrier(self, prompt_id: str) -> None:
         done = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop)
         done.result(timeout=30)
 

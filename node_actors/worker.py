@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import socket
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,8 +82,8 @@ class ProgressReporter(Protocol):
         legacy: bool,
     ) -> None: ...
 
-    def barrier(self) -> None:
-        """Return once every report sent before has been applied."""
+    def barrier(self, prompt_id: str) -> None:
+        """Return once every report sent before for this prompt has been applied."""
         ...
 
 
@@ -91,6 +92,10 @@ class ControllerReporter:
 
     def __init__(self, controller: Any) -> None:
         self._controller = controller
+        # An async actor may run calls out of order: reports are numbered per node and the
+        # controller puts them back in order.
+        self._lock = threading.Lock()
+        self._seqs: OrderedDict[str, dict[str, int]] = OrderedDict()
 
     def report(
         self,
@@ -101,10 +106,21 @@ class ControllerReporter:
         frame: PreviewFrame | None,
         legacy: bool,
     ) -> None:
-        self._controller.node_progress.remote(prompt_id, node_id, value, max_value, frame, legacy)
+        with self._lock:
+            seqs = self._seqs.get(prompt_id)
+            if seqs is None:
+                seqs = self._seqs[prompt_id] = {}
+                while len(self._seqs) > MAX_TRACKED_PROMPTS:
+                    self._seqs.popitem(last=False)
+            seq = seqs[node_id] = seqs.get(node_id, 0) + 1
+        self._controller.node_progress.remote(
+            prompt_id, node_id, value, max_value, frame, legacy, seq
+        )
 
-    def barrier(self) -> None:
-        ray.get(self._controller.barrier.remote())
+    def barrier(self, prompt_id: str) -> None:
+        with self._lock:
+            last = dict(self._seqs.get(prompt_id, {}))
+        ray.get(self._controller.barrier.remote(prompt_id, last))
 
 
 class NodeWorkerImpl:
@@ -225,10 +241,10 @@ class NodeWorkerImpl:
             interrupt=self.flag(task.prompt_id),
         )
 
-    def _barrier(self, reported: list[bool]) -> None:
+    def _barrier(self, task: NodeTask, reported: list[bool]) -> None:
         # Progress reports are fire-and-forget; make sure they land before the result does.
         if reported[0] and self.reporter is not None:
-            self.reporter.barrier()
+            self.reporter.barrier(task.prompt_id)
 
     def run_node(
         self, task: NodeTask, upstream: Sequence[Any]
@@ -243,7 +259,7 @@ class NodeWorkerImpl:
             meta, outputs = asyncio.run(self.runner.run(task, list(upstream)))
         finally:
             reset_current(token)
-        self._barrier(reported)
+        self._barrier(task, reported)
         return meta, outputs
 
     def resolve_expansion(

@@ -255,7 +255,9 @@ class ComfyClient:
             payload["client_id"] = client_id
         return self.post(path, payload)
 
-    def queue_prompt(self, prompt: JSONDict, *, client_id: str | None = None, **body: Any) -> JSONDict:
+    def queue_prompt(
+        self, prompt: JSONDict, *, client_id: str | None = None, **body: Any
+    ) -> JSONDict:
         """POST a prompt that must be accepted; returns {prompt_id, number, node_errors}."""
         response = self.post_prompt(prompt, client_id=client_id, **body)
         assert response.status_code == 200, f"prompt rejected: {response.text}"
@@ -266,7 +268,9 @@ class ComfyClient:
         return self.get_json(f"/history/{prompt_id}").get(prompt_id, {})
 
     def wait_history(self, prompt_id: str, timeout: float = RUN_TIMEOUT) -> JSONDict:
-        return self.wait_for(lambda: self.history_entry(prompt_id), timeout, f"history of {prompt_id}")
+        return self.wait_for(
+            lambda: self.history_entry(prompt_id), timeout, f"history of {prompt_id}"
+        )
 
     def queue(self) -> JSONDict:
         return self.get_json("/queue")
@@ -362,6 +366,7 @@ class ComfyClient:
                 return self.run(prompt, client_id=client_id, ws=own, timeout=timeout, **body)
         queued = self.queue_prompt(prompt, client_id=client_id or ws.sid, **body)
         prompt_id = queued["prompt_id"]
+        logger.debug("prompt %s queued as number %s", prompt_id, queued["number"])
         messages = ws.until_end_of(prompt_id, timeout)
         return Run(
             prompt_id,
