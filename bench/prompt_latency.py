@@ -39,15 +39,19 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    BaselineDriver,
+    Driver,
+    ServerDriver,
     Summary,
     bench_prompt,
+    breakdown_ms,
     fmt,
     loopback_only,
     ratio,
+    ray_call_probe,
     record_sections,
     summarize_ms,
 )
-from bench.drivers import BaselineDriver, Driver, ServerDriver, ray_call_probe
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,12 @@ PROMPT_TIMEOUT_S = 60.0
 THROUGHPUT_TIMEOUT_S = 180.0
 SUBMIT_CONCURRENCY = 16
 PROBE_CALLS = 30
+STAGES = (
+    "post_to_reply",
+    "post_to_execution_start",
+    "execution_start_to_success",
+    "success_to_client",
+)
 
 
 @dataclass
@@ -80,6 +90,9 @@ class TargetResult:
     cached: Summary
     startup_s: float | None = None
     probes: dict[str, Summary] = field(default_factory=dict)
+    # prompt ids of each measured phase, and the median ms of each stage of their path
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +104,7 @@ class TargetResult:
             "cached_ms": self.cached.as_dict(),
             "startup_s": None if self.startup_s is None else round(self.startup_s, 2),
             "probes_ms": {k: v.as_dict() for k, v in self.probes.items()},
+            "breakdown_median_ms": self.breakdown,
         }
 
 
@@ -106,24 +120,26 @@ class Tags:
         return out
 
 
-async def run_one(driver: Driver, prompt: dict[str, Any]) -> tuple[float, float]:
-    """(submit seconds, total seconds) of one prompt, start to finish."""
+@dataclass
+class Sample:
+    prompt_id: str
+    submit_s: float  # until the submit was acknowledged
+    total_s: float  # until the prompt finished
+
+
+async def run_one(driver: Driver, prompt: dict[str, Any]) -> Sample:
+    """One prompt, start to finish."""
     prompt_id = str(uuid.uuid4())
     began = time.perf_counter()
     finished = driver.expect(prompt_id)
     await driver.submit(prompt, prompt_id)
     acked = time.perf_counter()
     done_at = await asyncio.wait_for(finished, PROMPT_TIMEOUT_S)
-    return acked - began, done_at - began
+    return Sample(prompt_id, acked - began, done_at - began)
 
 
-async def measure_latency(driver: Driver, tags: list[int]) -> tuple[Summary, Summary]:
-    submits, totals = [], []
-    for tag in tags:
-        submit_s, total_s = await run_one(driver, bench_prompt(tag))
-        submits.append(submit_s)
-        totals.append(total_s)
-    return summarize_ms(totals), summarize_ms(submits)
+async def measure_latency(driver: Driver, tags: list[int]) -> list[Sample]:
+    return [await run_one(driver, bench_prompt(tag)) for tag in tags]
 
 
 async def measure_throughput(driver: Driver, tags: list[int]) -> tuple[float, float, float]:
@@ -144,22 +160,30 @@ async def measure_throughput(driver: Driver, tags: list[int]) -> tuple[float, fl
     return len(tags) / total, submitted, total
 
 
-async def measure_cached(driver: Driver, tag: int, n: int) -> Summary:
+async def measure_cached(driver: Driver, tag: int, n: int) -> list[Sample]:
     prompt = bench_prompt(tag)
     await run_one(driver, prompt)  # the first run computes and caches every node
-    return summarize_ms([(await run_one(driver, prompt))[1] for _ in range(n)])
+    return [await run_one(driver, prompt) for _ in range(n)]
 
 
 async def measure(name: str, driver: Driver, counts: Counts, tags: Tags) -> TargetResult:
     for tag in tags.take(WARMUP_PROMPTS):
         await run_one(driver, bench_prompt(tag))
-    latency, submit = await measure_latency(driver, tags.take(counts.latency))
+    samples = await measure_latency(driver, tags.take(counts.latency))
+    latency = summarize_ms([s.total_s for s in samples])
     print(f"  {name}: latency median {latency.median:.1f} ms, p90 {latency.p90:.1f} ms", flush=True)
     pps, submitted, total = await measure_throughput(driver, tags.take(counts.throughput))
     print(f"  {name}: throughput {pps:.1f} prompts/s ({total:.2f} s)", flush=True)
-    cached = await measure_cached(driver, tags.take(1)[0], counts.cached)
+    cached_samples = await measure_cached(driver, tags.take(1)[0], counts.cached)
+    cached = summarize_ms([s.total_s for s in cached_samples])
     print(f"  {name}: cached median {cached.median:.1f} ms", flush=True)
-    return TargetResult(name, latency, submit, pps, submitted, total, cached)
+    submit = summarize_ms([s.submit_s for s in samples])
+    result = TargetResult(name, latency, submit, pps, submitted, total, cached)
+    result.ids = {
+        "latency": [s.prompt_id for s in samples],
+        "cached": [s.prompt_id for s in cached_samples],
+    }
+    return result
 
 
 async def probe(call: Callable[[], Awaitable[Any]], n: int = PROBE_CALLS) -> Summary:
@@ -179,10 +203,16 @@ async def bench_baseline(base: Path, counts: Counts, tags: Tags) -> TargetResult
         await driver.close()
 
 
-async def bench_server(url: str, ws_url: str, name: str, counts: Counts, tags: Tags) -> TargetResult:
+async def bench_server(
+    url: str, ws_url: str, name: str, counts: Counts, tags: Tags
+) -> TargetResult:
     driver = await ServerDriver.open(url, ws_url)
     try:
         result = await measure(name, driver, counts, tags)
+        result.breakdown = {
+            phase: breakdown_ms([driver.marks[i] for i in ids if i in driver.marks])
+            for phase, ids in result.ids.items()
+        }
         # Where a request's time goes: HTTP through the Serve proxy alone (/features is
         # answered by the replica), then the same plus one controller actor call (/prompt).
         result.probes["http_only"] = await probe(lambda: driver.get("/features"))
@@ -214,37 +244,15 @@ def run_server_target(workers: int, counts: Counts, tags: Tags) -> TargetResult:
     return result
 
 
-def table(results: list[TargetResult]) -> str:
-    base = next((r for r in results if r.name == "baseline"), None)
-    rows = [
-        "| target | latency median ms | p90 ms | submit median ms | throughput prompts/s "
-        "| cached median ms | latency x baseline | throughput x baseline | latency x ref "
-        "| throughput x ref |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        rows.append(
-            f"| {r.name} | {r.latency.median:.1f} | {r.latency.p90:.1f} | {r.submit.median:.1f} "
-            f"| {r.throughput_pps:.1f} | {r.cached.median:.1f} "
-            f"| {fmt(ratio(r.latency.median, base.latency.median if base else None), 2)} "
-            f"| {fmt(ratio(r.throughput_pps, base.throughput_pps if base else None), 2)} "
-            f"| {fmt(ratio(r.latency.median, REFERENCE_LATENCY_MS), 2)} "
-            f"| {fmt(ratio(r.throughput_pps, REFERENCE_THROUGHPUT_PPS), 2)} |"
-        )
-    rows.append(
-        f"| ComfyUI reference (issue) | {REFERENCE_LATENCY_MS:.0f} | - | - "
-        f"| {REFERENCE_THROUGHPUT_PPS:.0f} | - | - | - | 1.00 | 1.00 |"
-    )
-    return "\n".join(rows)
-
-
 def ratios(results: list[TargetResult]) -> dict[str, Any]:
     base = next((r for r in results if r.name == "baseline"), None)
     out: dict[str, Any] = {}
     for r in results:
         out[r.name] = {
             "latency_vs_baseline": ratio(r.latency.median, base.latency.median if base else None),
-            "throughput_vs_baseline": ratio(r.throughput_pps, base.throughput_pps if base else None),
+            "throughput_vs_baseline": ratio(
+                r.throughput_pps, base.throughput_pps if base else None
+            ),
             "cached_vs_baseline": ratio(r.cached.median, base.cached.median if base else None),
             "latency_vs_reference": ratio(r.latency.median, REFERENCE_LATENCY_MS),
             "throughput_vs_reference": ratio(r.throughput_pps, REFERENCE_THROUGHPUT_PPS),
@@ -255,10 +263,11 @@ def ratios(results: list[TargetResult]) -> dict[str, Any]:
 def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
     """Our three sections of bench/RESULTS.md."""
     results = report["results"]
+    machine = report["machine"]
     head = (
-        f"`{command}`, {report['date']}, {report['machine']['cpus']} CPUs "
-        f"({report['machine']['arch']}, shared with other work), "
-        f"`--cache-classic`. Prompt: EmptyImage(64x64) -> ImageInvert -> SaveImage. "
+        f"`{command}`, {report['date']}, {machine['cpus']} CPUs ({machine['arch']}, shared "
+        f"with other work: load average {machine['loadavg_start']:.1f} before, "
+        f"{machine['loadavg_end']:.1f} after), `--cache-classic`. Prompt: EmptyImage(64x64) -> ImageInvert -> SaveImage. "
         "baseline = the same engine and node library in one process (tests/engine/harness.py, "
         "no Ray, no HTTP), measured in the same run; reference = ComfyUI on the reference "
         f"machine (the issue): {REFERENCE_LATENCY_MS:.0f} ms per prompt, "
@@ -290,6 +299,11 @@ def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
         f"| {vs(n, 'cached_vs_baseline')} |"
         for n, r in results.items()
     )
+    stage_rows = "\n".join(
+        f"| {n} | {phase} | " + " | ".join(fmt(stages.get(k)) for k in STAGES) + " |"
+        for n, r in results.items()
+        for phase, stages in r["breakdown_median_ms"].items()
+    )
     ray_probe = report.get("ray_call_probe_ms") or {}
     ray_rows = "\n".join(
         f"| {k} | {v['median']:.2f} | {v['p90']:.2f} |" for k, v in ray_probe.items()
@@ -301,6 +315,12 @@ def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
         "entry is present). submit = POST until its reply.\n\n"
         "| target | median ms | p90 ms | submit median ms | x baseline | x reference |\n"
         "|---|---|---|---|---|---|\n" + latency_rows + "\n\n"
+        "Where the time goes (median ms; wall clock shared by all processes, the "
+        "controller's event timestamps are whole ms): POST until its reply; POST until the "
+        "controller's `execution_start`; `execution_start` until `execution_success` (the "
+        "node calls on the workers); `execution_success` until it reached the WS client.\n\n"
+        "| target | prompts | POST->reply | POST->start | start->success | success->client |\n"
+        "|---|---|---|---|---|---|\n" + stage_rows + "\n\n"
         "Probes (ms, 30 calls each): `http_only` = GET /features (answered by the ingress "
         "replica), `http_plus_actor_call` = GET /prompt (one controller actor call).\n\n"
         "| target | probe | median ms | p90 ms |\n|---|---|---|---|\n" + probe_rows + "\n"
@@ -347,11 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         print("refusing to start Ray outside a loopback-only namespace: use netns-run")
         return 2
     logging.basicConfig(level=logging.WARNING)
-    counts = (
-        Counts(5, 10, 5) if args.quick else Counts(args.latency, args.throughput, args.cached)
-    )
+    # The harness loads the test stub packs, some of which fail on purpose: not news here.
+    logging.getLogger("node_actors.custom_nodes").setLevel(logging.CRITICAL)
+    counts = Counts(5, 10, 5) if args.quick else Counts(args.latency, args.throughput, args.cached)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     tags = Tags(1)
+    load_start = os.getloadavg()[0]
     results: list[TargetResult] = []
     if not args.no_baseline:
         with tempfile.TemporaryDirectory(prefix="bench-baseline-") as base:
@@ -360,13 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     for count in workers:
         results.append(run_server_target(count, counts, tags))
     ray_probe = {} if args.no_ray_probe else ray_call_probe(200 if not args.quick else 30)
-    print()
-    print(table(results))
-    for name, summary in ray_probe.items():
-        print(f"bare Ray {name}: median {summary.median:.2f} ms, p90 {summary.p90:.2f} ms")
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "arch": platform.machine(), "python": sys.version},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "arch": platform.machine(),
+            "python": sys.version.split()[0],
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg()[0],
+        },
         "counts": vars(counts),
         "reference": {
             "latency_ms": REFERENCE_LATENCY_MS,
@@ -376,13 +399,15 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(results),
         "ray_call_probe_ms": {k: v.as_dict() for k, v in ray_probe.items()},
     }
+    command = (
+        "cd /work/main && PYTHONPATH=. /work/shared/tools/netns-run "
+        f".venv/bin/python bench/prompt_latency.py {' '.join(sys.argv[1:])}"
+    ).strip()
+    sections = results_sections(report, command)
+    for name, text in sections.items():
+        print(f"\n## {name}\n\n{text}")
     if args.record:
-        argv_text = " ".join(sys.argv[1:])
-        command = (
-            "cd /work/main && PYTHONPATH=. /work/shared/tools/netns-run "
-            f".venv/bin/python bench/prompt_latency.py {argv_text}"
-        ).strip()
-        record_sections(results_sections(report, command))
+        record_sections(sections)
     line = json.dumps(report)
     if args.json:
         args.json.write_text(line + "\n")

@@ -8,17 +8,17 @@ then how long a SIGTERM takes to stop it. Prints each run and the ratio to the 1
 
 Starts a real local Ray: run it inside a loopback-only namespace, e.g.
     scripts/netns-run .venv/bin/python bench/startup.py --runs 3 --record
+`--ingress tests.integration.serve_stub:deploy` measures the floor: Ray and Serve with a
+trivial app instead of ours.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,9 +31,14 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "RESULTS.md"
-STUB_FACTORY = "tests.integration.serve_stub:deploy"
+if __package__ in (None, ""):
+    # Run as a script: make `bench.*` and `tests.*` importable from the checkout.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import REPO, loopback_only, ratio, record_sections
+from tests.server_process import free_port
+
+REAL_FACTORY = "serve_app.ingress:deploy"
 TARGET_S = 15.0
 TIMEOUT_S = 180.0
 
@@ -44,17 +49,11 @@ class Run:
     history_s: float
     stop_s: float
     exit_code: int
+    load_before: float
 
-
-def loopback_only() -> bool:
-    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    return [line.split(":")[0].strip() for line in lines] == ["lo"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    @property
+    def ready_s(self) -> float:
+        return max(self.ws_s, self.history_s)
 
 
 def first_history(port: int, began: float, deadline: float) -> float | None:
@@ -73,8 +72,7 @@ def first_ws_status(port: int, began: float, deadline: float) -> float | None:
     while time.monotonic() < deadline:
         try:
             with connect(f"ws://127.0.0.1:{port}/ws?clientId=bench", open_timeout=2) as ws:
-                message = json.loads(ws.recv(timeout=5))
-                if message.get("type") == "status":
+                if json.loads(ws.recv(timeout=5)).get("type") == "status":
                     return time.monotonic() - began
         except Exception:  # refused, handshake rejected, closed early: not ready yet
             pass
@@ -82,14 +80,14 @@ def first_ws_status(port: int, began: float, deadline: float) -> float | None:
     return None
 
 
-def one_run(factory: str | None, log: Path) -> Run:
+def one_run(factory: str, log: Path) -> Run:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYRAY_")}
     env.pop("RAY_ADDRESS", None)
+    env["COMFYRAY_INGRESS_FACTORY"] = factory
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    if factory:
-        env["COMFYRAY_INGRESS_FACTORY"] = factory
     comfyray = str(Path(sys.executable).with_name("comfyray"))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as base, log.open("ab") as out:
         began = time.monotonic()
         proc = subprocess.Popen(
@@ -111,23 +109,32 @@ def one_run(factory: str | None, log: Path) -> Run:
             stopping = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=120)
-            return Run(ws_s, history_s, time.monotonic() - stopping, code)
+            return Run(ws_s, history_s, time.monotonic() - stopping, code, load_before)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
 
 
-def record(section: str) -> None:
-    """Replace the `## startup` section of RESULTS.md, keeping every other section."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find("\n## startup\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[: start + 1] + section + (text[end + 1 :] if end >= 0 else "")
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
+def section(runs: list[Run], factory: str, argv: list[str]) -> str:
+    median = statistics.median(r.ready_s for r in runs)
+    rows = "\n".join(
+        f"| {i + 1} | {r.ws_s:.2f} | {r.history_s:.2f} | {ratio(r.ready_s, TARGET_S)} | "
+        f"{r.stop_s:.2f} | {r.load_before:.1f} |"
+        for i, r in enumerate(runs)
+    )
+    return (
+        f"`scripts/netns-run .venv/bin/python bench/startup.py {' '.join(argv)}`, "
+        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs ({platform.machine()}, shared "
+        f"with other jobs: see the load column), ingress `{factory}`. Seconds from spawning "
+        "`comfyray serve` (local Ray, 512 MiB object store) to the first `/ws` status message "
+        "and to the first `GET /history` 200; ratio = the later of the two / the 15 s target; "
+        "stop = SIGTERM to exit 0.\n\n"
+        "| run | /ws status s | /history 200 s | ratio to 15 s | stop s | load avg before |\n"
+        "|---|---|---|---|---|---|\n"
+        f"{rows}\n\n"
+        f"Median ready: {median:.2f} s ({ratio(median, TARGET_S)} x the target).\n"
+    )
 
 
 def main() -> int:
@@ -135,50 +142,30 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument(
         "--ingress",
-        help="module:function deploying the app. Default: serve_app.ingress:deploy when it "
-        f"exists, else the stub {STUB_FACTORY}",
+        default=REAL_FACTORY,
+        help=f"module:function deploying the app ({REAL_FACTORY})",
     )
     parser.add_argument("--record", action="store_true", help="write the startup section")
     args = parser.parse_args()
     if not loopback_only():
         print("refusing to start Ray outside a loopback-only namespace: use scripts/netns-run")
         return 2
-    factory = args.ingress
-    if factory is None and importlib.util.find_spec("serve_app.ingress") is None:
-        factory = STUB_FACTORY
-    label = factory or "serve_app.ingress:deploy"
     log = Path(tempfile.gettempdir()) / "comfyray-bench-startup.log"
     runs = []
     for index in range(args.runs):
-        run = one_run(factory, log)
+        run = one_run(args.ingress, log)
         runs.append(run)
         print(
             f"run {index + 1}: /ws status {run.ws_s:.2f}s, /history 200 {run.history_s:.2f}s, "
-            f"ratio to {TARGET_S:.0f}s target {max(run.ws_s, run.history_s) / TARGET_S:.2f}, "
-            f"SIGTERM stop {run.stop_s:.2f}s (exit {run.exit_code})",
+            f"ratio to {TARGET_S:.0f}s target {ratio(run.ready_s, TARGET_S)}, "
+            f"SIGTERM stop {run.stop_s:.2f}s (exit {run.exit_code}), load {run.load_before:.1f}",
             flush=True,
         )
-    ready = [max(r.ws_s, r.history_s) for r in runs]
-    median = statistics.median(ready)
-    print(f"median ready {median:.2f}s = {median / TARGET_S:.2f} x the {TARGET_S:.0f}s target")
+    median = statistics.median(r.ready_s for r in runs)
+    print(f"median ready {median:.2f}s = {ratio(median, TARGET_S)} x the {TARGET_S:.0f}s target")
     if args.record:
-        rows = "\n".join(
-            f"| {i + 1} | {r.ws_s:.2f} | {r.history_s:.2f} | "
-            f"{max(r.ws_s, r.history_s) / TARGET_S:.2f} | {r.stop_s:.2f} |"
-            for i, r in enumerate(runs)
-        )
-        record(
-            "## startup\n\n"
-            f"`scripts/netns-run .venv/bin/python bench/startup.py --runs {args.runs} --record`, "
-            f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, {platform.machine()}, "
-            f"ingress `{label}`. Seconds from spawning `comfyray serve` (local Ray, 512 MiB "
-            "object store) to the first `/ws` status message and the first `GET /history` "
-            "200; ratio = the later of the two / 15 s target; stop = SIGTERM to exit.\n\n"
-            "| run | /ws status s | /history 200 s | ratio to 15 s | stop s |\n"
-            "|---|---|---|---|---|\n"
-            f"{rows}\n\n"
-            f"Median ready: {median:.2f} s ({median / TARGET_S:.2f} x target).\n"
-        )
+        name = "startup" if args.ingress == REAL_FACTORY else f"startup ({args.ingress})"
+        record_sections({name: section(runs, args.ingress, sys.argv[1:])})
     return 0
 
 

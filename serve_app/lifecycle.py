@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -49,7 +49,7 @@ SWEEP_SECONDS = 1.5
 
 
 class LifecycleError(RuntimeError):
-    """The process plumbing could not be set up (no prctl, exec failure)."""
+    """The kernel refused the process plumbing (prctl unavailable, e.g. not Linux)."""
 
 
 def configure_logging() -> None:
@@ -121,7 +121,6 @@ class _Reaper:
 
     server_pid: int
     server_status: int | None = None
-    reaped: list[int] = field(default_factory=list)
 
     def reap(self) -> bool:
         """Collect exited children; False once this process has no children at all."""
@@ -132,7 +131,6 @@ class _Reaper:
                 return False
             if pid == 0:
                 return True
-            self.reaped.append(pid)
             if pid == self.server_pid:
                 self.server_status = os.waitstatus_to_exitcode(status)
 
@@ -152,10 +150,8 @@ def sweep(reaper: _Reaper, seconds: float = SWEEP_SECONDS) -> None:
     logger.error("watchdog: processes still alive after %.1fs: %s", seconds, descendants(me))
 
 
-def _exit_code(status: int | None) -> int:
-    if status is None:
-        return 1
-    # Killed by a signal: report it the shell's way.
+def _shell_exit_code(status: int) -> int:
+    """os.waitstatus_to_exitcode's value as a shell reports it: 128 + N when killed by signal N."""
     return 128 - status if status < 0 else status
 
 
@@ -205,7 +201,7 @@ def watchdog(command: Sequence[str], parent_pid: int, grace_seconds: float) -> i
     sweep(reaper)
     if reaper.server_status is None:
         return 128 + signal.SIGKILL
-    return _exit_code(reaper.server_status)
+    return _shell_exit_code(reaper.server_status)
 
 
 def server_command(settings: ServeSettings) -> list[str]:

@@ -99,6 +99,9 @@ def start_ray(settings: ServeSettings) -> None:
         num_cpus=num_cpus,
         # --cpu: hide GPUs from Ray so no worker is ever placed on one.
         num_gpus=0 if settings.cpu else None,
+        # A cluster of one machine talks over loopback only: Ray would otherwise bind every
+        # interface and advertise the machine's private address.
+        _node_ip_address="127.0.0.1",
     )
 
 

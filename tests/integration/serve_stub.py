@@ -1,8 +1,10 @@
-"""A trivial ingress for process-lifecycle tests and the startup benchmark.
+"""A trivial ingress: Ray and Serve with only the two routes a startup check needs.
 
-It stands in for `serve_app.ingress.deploy` while that is not written, with the two routes the
-lifecycle checks need: GET /history -> {} and a /ws socket that sends one status message.
-Point a server at it with `COMFYRAY_INGRESS_FACTORY=tests.integration.serve_stub:deploy`.
+GET /history -> {} and a /ws socket that sends one status message. `bench/startup.py
+--ingress tests.integration.serve_stub:deploy` uses it to measure the floor (Ray + Serve
+without our app); any server can be pointed at it with
+`COMFYRAY_INGRESS_FACTORY=tests.integration.serve_stub:deploy` to tell a lifecycle problem
+from an app problem.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 import logging
 import uuid
 
+# Module level, not inside deploy(): FastAPI resolves the string annotations of the route
+# functions (postponed by `from __future__ import annotations`) in this module's globals.
+from fastapi import FastAPI, WebSocket
+
 from serve_app.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
-FACTORY = "tests.integration.serve_stub:deploy"
-
 
 def deploy(settings: ServeSettings) -> None:
-    from fastapi import FastAPI, WebSocket
     from ray import serve
 
     app = FastAPI()

@@ -1,48 +1,35 @@
 """`comfyray serve` as a process: answers, dies completely when killed, restarts on its port.
 
 Starts a real local Ray, so it runs only inside a loopback-only network namespace
-(`make test` or scripts/netns-run provide one). Until `serve_app.ingress` exists the server
-deploys the stub ingress of tests/integration/serve_stub.py.
+(`make test` or scripts/netns-run provide one).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.common import loopback_only
 from serve_app.lifecycle import descendants
+from serve_app.main import StartupError, resolve_ingress_factory
+from tests.server_process import free_port, start_server
 
 REPO = Path(__file__).resolve().parents[2]
-STUB_FACTORY = "tests.integration.serve_stub:deploy"
 START_TIMEOUT_S = 120.0
 DEATH_TIMEOUT_S = 2.0
-
-
-def loopback_only() -> bool:
-    """True inside a network namespace whose only interface is lo."""
-    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    return [line.split(":")[0].strip() for line in lines] == ["lo"]
 
 
 needs_netns = pytest.mark.skipif(
     not loopback_only(), reason="starts Ray: run inside scripts/netns-run (make test does)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
@@ -92,107 +79,50 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
     return time.monotonic() - began
 
 
-def server_env() -> dict[str, str]:
-    """The suite's environment without settings, except a chosen ingress factory."""
-    factory = os.environ.get("COMFYRAY_INGRESS_FACTORY")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYRAY_")}
-    env.pop("RAY_ADDRESS", None)
-    if factory is None and importlib.util.find_spec("serve_app.ingress") is None:
-        factory = STUB_FACTORY
-    if factory is not None:
-        env["COMFYRAY_INGRESS_FACTORY"] = factory
-    # The stub (and Ray workers unpickling it) import from the repository root.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
-def comfyray() -> str:
-    return str(Path(sys.executable).with_name("comfyray"))
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Callable[[int], subprocess.Popen[bytes]]]:
-    """Starts `comfyray serve` processes; kills whatever is left of them at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    log = (tmp_path / "serve.log").open("ab")
-
-    def start(port: int) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [comfyray(), "serve", "--port", str(port), "--base-directory", str(tmp_path / "base")],
-            cwd=tmp_path,
-            env=server_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    log.close()
-    print((tmp_path / "serve.log").read_text(errors="replace")[-4000:])
-
-
-def answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/history", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for_server(proc: subprocess.Popen[bytes], port: int) -> float:
-    def ready() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"comfyray serve exited early with {proc.returncode}")
-        return answers(port)
-
-    return wait_until(ready, START_TIMEOUT_S, f"GET /history 200 on port {port}")
-
-
 @needs_netns
 @pytest.mark.integration
 @pytest.mark.timeout(400)
-def test_kill_9_frees_port_and_leaves_nothing_then_restart(
-    servers: Callable[[int], subprocess.Popen[bytes]],
-) -> None:
+def test_kill_9_frees_port_and_leaves_nothing_then_restart(tmp_path: Path) -> None:
     port = free_port()
-    first = servers(port)
-    wait_for_server(first, port)
-    assert httpx.get(f"http://127.0.0.1:{port}/history", timeout=5.0).json() == {}
-    tree = snapshot_tree(first.pid)
-    # supervisor -> watchdog -> server -> Ray (gcs, raylet, workers): a real tree was recorded.
-    assert len(tree) >= 4, tree
-
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=5)
+    first = start_server(
+        tmp_path / "base", port=port, with_stub_pack=False, timeout=START_TIMEOUT_S
+    )
+    try:
+        assert httpx.get(f"{first.url}/history", timeout=5.0).json() == {}
+        tree = snapshot_tree(first.process.pid)
+        # supervisor -> watchdog -> server -> Ray (gcs, raylet, workers): a real tree was recorded.
+        assert len(tree) >= 4, tree
+    finally:
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=5)
     wait_until(lambda: port_is_free(port), DEATH_TIMEOUT_S, f"port {port} to be free")
     wait_until(lambda: not survivors(tree), DEATH_TIMEOUT_S, f"processes {survivors(tree)} to die")
 
-    second = servers(port)
-    wait_for_server(second, port)
-    second_tree = snapshot_tree(second.pid)
-
-    # The gentle path: SIGTERM shuts Serve and Ray down in order and exits 0.
-    second.send_signal(signal.SIGTERM)
-    assert second.wait(timeout=60) == 0
+    second = start_server(
+        tmp_path / "base", port=port, with_stub_pack=False, timeout=START_TIMEOUT_S
+    )
+    try:
+        second_tree = snapshot_tree(second.process.pid)
+        # The gentle path: SIGTERM shuts Serve and Ray down in order and exits 0.
+        second.process.send_signal(signal.SIGTERM)
+        assert second.process.wait(timeout=60) == 0
+    finally:
+        second.stop()
     wait_until(lambda: port_is_free(port), DEATH_TIMEOUT_S, f"port {port} to be free")
     assert survivors(second_tree) == []
 
 
 @needs_netns
 @pytest.mark.integration
-def test_port_in_use_fails_fast_with_exit_1(
-    servers: Callable[[int], subprocess.Popen[bytes]],
-) -> None:
+def test_port_in_use_fails_fast_with_exit_1(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        proc = servers(taken.getsockname()[1])
-        assert proc.wait(timeout=60) == 1
+        with pytest.raises(RuntimeError, match="exited with 1") as failed:
+            start_server(
+                tmp_path / "base", port=taken.getsockname()[1], with_stub_pack=False, timeout=60
+            )
+    assert "already in use" in str(failed.value)
 
 
 _DAEMONIZING_CHILD = """
@@ -234,3 +164,21 @@ def test_watchdog_kills_daemonized_descendants_when_supervisor_is_killed() -> No
         supervisor.kill()
         supervisor.wait(timeout=5)
     wait_until(lambda: not survivors(tree), DEATH_TIMEOUT_S, f"processes {survivors(tree)} to die")
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("no_such_module_xyz:deploy", "not found"),
+        ("serve_app.settings:no_such_function", "no function"),
+    ],
+)
+def test_bad_ingress_factory_is_a_startup_error(path: str, needle: str) -> None:
+    with pytest.raises(StartupError, match=needle):
+        resolve_ingress_factory(path)
+
+
+def test_ingress_factory_resolves_to_the_named_function() -> None:
+    from serve_app.settings import load_settings
+
+    assert resolve_ingress_factory("serve_app.settings:load_settings") is load_settings
