@@ -6,16 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from node_actors.protocol import is_link
 
-def is_link(value: Any) -> bool:
-    """A link is exactly [str node_id, int slot] (ComfyUI's rule)."""
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int | float)
-        and not isinstance(value[1], bool)
-    )
+__all__ = ["DynamicPrompt", "is_link"]
 
 
 class DynamicPrompt:

@@ -18,22 +18,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from cluster.errors import PromptValidationError, error_dict
-from node_actors.protocol import NodeDefinition
+from node_actors.protocol import NodeDefinition, is_link
 
 logger = logging.getLogger(__name__)
 
 INVALID_PROMPT = "invalid_prompt"
-
-
-def is_link(value: Any) -> bool:
-    """A link is exactly `[str node_id, int|float slot]` (bools are not slots)."""
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int | float)
-        and not isinstance(value[1], bool)
-    )
 
 
 def json_type_name(value: Any) -> str:

@@ -320,16 +320,19 @@ class ActiveRun:
         self._send_client("execution_success", data)
 
     def _complete_cached(self, node_id: str) -> None:
-        entry = self._available[node_id]
+        self._finish_node(node_id, self._available[node_id].ui)
+
+    def _finish_node(self, node_id: str, ui: dict[str, Any] | None) -> None:
+        """A node's outputs exist (run now, or found in the cache): report and unblock."""
         display, parent, real = self._ids(node_id)
-        if entry.ui:
-            self._store_ui(node_id, entry.ui)
+        if ui:
+            self._store_ui(node_id, ui)
             self._send_client(
                 "executed",
                 {
                     "node": node_id,
                     "display_node": display,
-                    "output": entry.ui,
+                    "output": ui,
                     "prompt_id": self.prompt_id,
                 },
             )
@@ -461,22 +464,8 @@ class ActiveRun:
             self._available[node_id] = entry
             if self._keyer is not None:
                 self._cache.put(self._keyer.key(node_id), entry)
-            display, parent, real = self._ids(node_id)
-            if meta.ui:
-                self._store_ui(node_id, meta.ui)
-                self._send_client(
-                    "executed",
-                    {
-                        "node": node_id,
-                        "display_node": display,
-                        "output": meta.ui,
-                        "prompt_id": self.prompt_id,
-                    },
-                )
-            self.progress.finish(node_id, display, parent, real)
-            self._send_progress_state()
             self.executed.append(node_id)
-            self._elist.complete(node_id)
+            self._finish_node(node_id, meta.ui)
         elif meta.status == "lazy":
             for name in meta.needed_inputs:
                 self._elist.make_input_strong_link(node_id, name)

@@ -10,6 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def is_link(value: Any) -> bool:
+    """A link is exactly `[str node_id, int|float slot]` (bools are not slots)."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int | float)
+        and not isinstance(value[1], bool)
+    )
+
+
 @dataclass(frozen=True)
 class NodeDefinition:
     """What the control plane knows about one node class.

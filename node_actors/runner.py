@@ -25,21 +25,12 @@ from node_actors.protocol import (
     NodeFailure,
     NodeResultMeta,
     NodeTask,
+    is_link,
 )
 
 logger = logging.getLogger(__name__)
 
 NodeOutputs = list[list[Any]]
-
-
-def _is_link(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int | float)
-        and not isinstance(value[1], bool)
-    )
 
 
 def resolve_inputs(task: NodeTask, upstream: list[NodeOutputs | None]) -> dict[str, list[Any]]:
@@ -333,7 +324,7 @@ def resolve_expansion(
             value = result[i] if i < len(result) else None
             if isinstance(value, ExecutionBlocker):
                 merged[i].append(value)
-            elif expansion.graph is not None and _is_link(value):
+            elif expansion.graph is not None and is_link(value):
                 outputs = produced.get(value[0])
                 items = outputs[int(value[1])] if outputs is not None else [None]
                 merged[i].extend(items)
