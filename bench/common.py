@@ -9,6 +9,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import re
 import statistics
 import time
 import uuid
@@ -89,6 +91,56 @@ def loopback_only() -> bool:
     """True inside a network namespace whose only interface is `lo` (netns-run)."""
     lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
     return [line.split(":")[0].strip() for line in lines] == ["lo"]
+
+
+def process_label(pid: int, argv: Sequence[str]) -> str:
+    """A short name for a process: Ray's title (`ray::ControllerActor`), a Python module
+    or script, or the executable."""
+    if pid == os.getpid():
+        return "benchmark client"
+    if not argv:
+        return "?"
+    first = argv[0]
+    if first.startswith("ray::"):
+        return re.split(r"[.(\s]", first, maxsplit=1)[0]
+    if Path(first).name.startswith("python"):
+        if len(argv) > 2 and argv[1] == "-m":
+            return argv[2]
+        scripts = [a for a in argv[1:] if not a.startswith("-")]
+        return Path(scripts[0]).name if scripts else first
+    return Path(first).name
+
+
+def namespace_cpu(proc: Path = Path("/proc")) -> dict[int, tuple[str, float]]:
+    """pid -> (label, user + system CPU seconds) of every live process in `proc`. Inside
+    netns-run's PID namespace that is this benchmark, the server and all its Ray processes."""
+    out: dict[int, tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # the process exited meanwhile
+            continue
+        # After the parenthesised command name come fields 3..; utime and stime are 14, 15.
+        fields = stat.rsplit(")", 1)[1].split()
+        label = process_label(int(entry.name), [a.decode(errors="replace") for a in argv if a])
+        out[int(entry.name)] = (label, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_used_ms(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU ms spent between two `namespace_cpu` snapshots, by process label."""
+    used: dict[str, float] = {}
+    for pid, (label, seconds) in after.items():
+        spent = seconds - before.get(pid, (label, 0.0))[1]
+        if spent > 0:
+            used[label] = used.get(label, 0.0) + spent * 1000.0
+    return used
 
 
 def replace_sections(text: str, sections: dict[str, str]) -> str:

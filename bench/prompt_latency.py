@@ -45,8 +45,10 @@ from bench.common import (
     Summary,
     bench_prompt,
     breakdown_ms,
+    cpu_used_ms,
     fmt,
     loopback_only,
+    namespace_cpu,
     ratio,
     ray_call_probe,
     record_sections,
@@ -64,6 +66,7 @@ PROMPT_TIMEOUT_S = 60.0
 THROUGHPUT_TIMEOUT_S = 180.0
 SUBMIT_CONCURRENCY = 16
 PROBE_CALLS = 30
+CPU_ROWS = 8
 STAGES = (
     "post_to_reply",
     "post_to_execution_start",
@@ -80,13 +83,22 @@ class Counts:
 
 
 @dataclass
+class Throughput:
+    pps: float
+    submitted_s: float  # until every submit was acknowledged
+    total_s: float  # until every prompt finished
+    # CPU time of every process in the namespace (client, server, Ray) over the phase, per
+    # prompt: a cost that a busy shared machine distorts much less than wall time.
+    cpu_ms_per_prompt: float
+    cpu_ms_per_prompt_by_process: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class TargetResult:
     name: str
     latency: Summary
     submit: Summary  # the latency prompts' submit part: POST until its reply
-    throughput_pps: float
-    throughput_submitted_s: float  # until every submit was acknowledged
-    throughput_total_s: float
+    throughput: Throughput
     cached: Summary
     startup_s: float | None = None
     probes: dict[str, Summary] = field(default_factory=dict)
@@ -98,9 +110,13 @@ class TargetResult:
         return {
             "latency_ms": self.latency.as_dict(),
             "submit_ms": self.submit.as_dict(),
-            "throughput_pps": round(self.throughput_pps, 2),
-            "throughput_submitted_s": round(self.throughput_submitted_s, 3),
-            "throughput_total_s": round(self.throughput_total_s, 3),
+            "throughput_pps": round(self.throughput.pps, 2),
+            "throughput_submitted_s": round(self.throughput.submitted_s, 3),
+            "throughput_total_s": round(self.throughput.total_s, 3),
+            "throughput_cpu_ms_per_prompt": round(self.throughput.cpu_ms_per_prompt, 1),
+            "throughput_cpu_ms_per_prompt_by_process": {
+                k: round(v, 2) for k, v in self.throughput.cpu_ms_per_prompt_by_process.items()
+            },
             "cached_ms": self.cached.as_dict(),
             "startup_s": None if self.startup_s is None else round(self.startup_s, 2),
             "probes_ms": {k: v.as_dict() for k, v in self.probes.items()},
@@ -142,8 +158,7 @@ async def measure_latency(driver: Driver, tags: list[int]) -> list[Sample]:
     return [await run_one(driver, bench_prompt(tag)) for tag in tags]
 
 
-async def measure_throughput(driver: Driver, tags: list[int]) -> tuple[float, float, float]:
-    """(prompts/s, seconds until all submitted, seconds until all finished)."""
+async def measure_throughput(driver: Driver, tags: list[int]) -> Throughput:
     ids = [str(uuid.uuid4()) for _ in tags]
     finished = [driver.expect(prompt_id) for prompt_id in ids]
     gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
@@ -152,12 +167,16 @@ async def measure_throughput(driver: Driver, tags: list[int]) -> tuple[float, fl
         async with gate:
             await driver.submit(bench_prompt(tag), prompt_id)
 
+    cpu_before = namespace_cpu()
     began = time.perf_counter()
     await asyncio.gather(*(submit(t, i) for t, i in zip(tags, ids, strict=True)))
     submitted = time.perf_counter() - began
     done = await asyncio.wait_for(asyncio.gather(*finished), THROUGHPUT_TIMEOUT_S)
+    used = cpu_used_ms(cpu_before, namespace_cpu())
     total = max(done) - began
-    return len(tags) / total, submitted, total
+    n = len(tags)
+    by_process = {k: v / n for k, v in sorted(used.items(), key=lambda kv: -kv[1])}
+    return Throughput(n / total, submitted, total, sum(used.values()) / n, by_process)
 
 
 async def measure_cached(driver: Driver, tag: int, n: int) -> list[Sample]:
@@ -172,13 +191,17 @@ async def measure(name: str, driver: Driver, counts: Counts, tags: Tags) -> Targ
     samples = await measure_latency(driver, tags.take(counts.latency))
     latency = summarize_ms([s.total_s for s in samples])
     print(f"  {name}: latency median {latency.median:.1f} ms, p90 {latency.p90:.1f} ms", flush=True)
-    pps, submitted, total = await measure_throughput(driver, tags.take(counts.throughput))
-    print(f"  {name}: throughput {pps:.1f} prompts/s ({total:.2f} s)", flush=True)
+    throughput = await measure_throughput(driver, tags.take(counts.throughput))
+    print(
+        f"  {name}: throughput {throughput.pps:.1f} prompts/s ({throughput.total_s:.2f} s, "
+        f"{throughput.cpu_ms_per_prompt:.0f} CPU ms per prompt)",
+        flush=True,
+    )
     cached_samples = await measure_cached(driver, tags.take(1)[0], counts.cached)
     cached = summarize_ms([s.total_s for s in cached_samples])
     print(f"  {name}: cached median {cached.median:.1f} ms", flush=True)
     submit = summarize_ms([s.submit_s for s in samples])
-    result = TargetResult(name, latency, submit, pps, submitted, total, cached)
+    result = TargetResult(name, latency, submit, throughput, cached)
     result.ids = {
         "latency": [s.prompt_id for s in samples],
         "cached": [s.prompt_id for s in cached_samples],
@@ -251,11 +274,11 @@ def ratios(results: list[TargetResult]) -> dict[str, Any]:
         out[r.name] = {
             "latency_vs_baseline": ratio(r.latency.median, base.latency.median if base else None),
             "throughput_vs_baseline": ratio(
-                r.throughput_pps, base.throughput_pps if base else None
+                r.throughput.pps, base.throughput.pps if base else None
             ),
             "cached_vs_baseline": ratio(r.cached.median, base.cached.median if base else None),
             "latency_vs_reference": ratio(r.latency.median, REFERENCE_LATENCY_MS),
-            "throughput_vs_reference": ratio(r.throughput_pps, REFERENCE_THROUGHPUT_PPS),
+            "throughput_vs_reference": ratio(r.throughput.pps, REFERENCE_THROUGHPUT_PPS),
         }
     return out
 
@@ -291,8 +314,14 @@ def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
     throughput_rows = "\n".join(
         f"| {n} | {report['counts']['throughput']} | {r['throughput_submitted_s']:.2f} "
         f"| {r['throughput_total_s']:.2f} | {r['throughput_pps']:.1f} "
+        f"| {r['throughput_cpu_ms_per_prompt']:.1f} "
         f"| {vs(n, 'throughput_vs_baseline')} | {vs(n, 'throughput_vs_reference')} |"
         for n, r in results.items()
+    )
+    cpu_rows = "\n".join(
+        f"| {n} | {label} | {ms:.1f} |"
+        for n, r in results.items()
+        for label, ms in list(r["throughput_cpu_ms_per_prompt_by_process"].items())[:CPU_ROWS]
     )
     cached_rows = "\n".join(
         f"| {n} | {r['cached_ms']['median']:.1f} | {r['cached_ms']['p90']:.1f} "
@@ -333,9 +362,14 @@ def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
     throughput = (
         head + f"New prompts submitted as fast as possible ({SUBMIT_CONCURRENCY} POSTs in "
         "flight), then waited for until each one's `executing {node: null}`; prompts/s = "
-        "count / (last finish - first POST).\n\n"
-        "| target | prompts | all submitted s | all finished s | prompts/s | x baseline "
-        "| x reference |\n|---|---|---|---|---|---|---|\n" + throughput_rows + "\n"
+        "count / (last finish - first POST). CPU ms/prompt = CPU time (user + system) of "
+        "every process in the namespace (this client, the server, Ray) over the phase, per "
+        "prompt: less distorted by other work on the machine than wall time.\n\n"
+        "| target | prompts | all submitted s | all finished s | prompts/s | CPU ms/prompt "
+        "| x baseline | x reference |\n|---|---|---|---|---|---|---|---|\n"
+        + throughput_rows
+        + f"\n\nCPU ms per prompt by process (top {CPU_ROWS} of each target):\n\n"
+        "| target | process | CPU ms/prompt |\n|---|---|---|\n" + cpu_rows + "\n"
     )
     cached = (
         head + f"The same prompt {report['counts']['cached']} times, sequentially, after one "
