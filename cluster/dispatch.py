@@ -58,7 +58,8 @@ def _failure_meta(exc: BaseException) -> NodeResultMeta:
 
 
 class RayExecutor:
-    """Sends node steps to workers: least loaded first, then the one holding the inputs."""
+    """Sends node steps to workers, weighing each worker's queued steps against the inputs
+    it already holds."""
 
     def __init__(self, workers: Sequence[Any]) -> None:
         self._workers = list(workers)
@@ -71,7 +72,12 @@ class RayExecutor:
             owner = self._producer.get(ref.hex()) if hasattr(ref, "hex") else None
             if owner is not None:
                 local[owner] += 1
-        return min(range(len(self._workers)), key=lambda i: (self._load[i], -local[i], i))
+        # Holding an input counts like one and a half queued steps: a chain stays on one
+        # worker, while a second branch from the same input goes to an idle worker.
+        return min(
+            range(len(self._workers)),
+            key=lambda i: (self._load[i] - 1.5 * min(local[i], 1), self._load[i], i),
+        )
 
     def _track(self, ref: Any, worker: int) -> None:
         self._producer[ref.hex()] = worker
@@ -164,7 +170,13 @@ class ControllerActor:
         spec = self._spec
         me = ray.get_runtime_context().current_actor
         for index in range(spec.worker_count):
-            options: dict[str, Any] = {"num_cpus": 0, "max_restarts": 2}
+            # Steps are submitted ahead of their inputs; a step still waiting for them must not
+            # hold back the calls behind it (interrupts, other prompts).
+            options: dict[str, Any] = {
+                "num_cpus": 0,
+                "max_restarts": 2,
+                "allow_out_of_order_execution": True,
+            }
             if spec.gpus_per_worker:
                 options["num_gpus"] = spec.gpus_per_worker
             self._workers.append(

@@ -5,6 +5,14 @@ NodeExecutor (several at once: independent branches run on different workers), a
 each step's result back in: outputs into the cluster-wide cache, lazy requests and
 expansions into new strong links, UI into `executed` messages, failures and interrupts
 into ComfyUI's terminal messages. It knows nothing of Ray.
+
+Static stretches are submitted ahead: a node whose inputs all come from nodes already
+submitted goes to a worker at once, with their output handles as arguments, so the
+executor can start it the moment its inputs exist instead of after a round trip through
+this loop. Messages still follow ComfyUI's order: such a node is announced (`executing`)
+only when it would have been staged, and its result is folded in only after that. If an
+upstream step ends without outputs (lazy, expanding, failed), the worker answers "retry"
+and the node is staged again in its turn.
 """
 
 from __future__ import annotations
@@ -21,25 +29,11 @@ from cluster.events import EventSink, PreviewFrame, now_ms
 from cluster.execution_list import ExecutionList
 from cluster.executor import IsChangedRequest, NodeExecutor, Submission
 from cluster.output_cache import CacheEntry, OutputCache
-from cluster.progress import ProgressRegistry
-from node_actors.protocol import (
-    ConstInput,
-    ExpansionCall,
-    InputSource,
-    LinkInput,
-    MissingInput,
-    NodeDefinition,
-    NodeResultMeta,
-    NodeTask,
-)
+from cluster.run_progress import ProgressRelay
+from cluster.task_builder import build_task, hidden_values
+from node_actors.protocol import ExpansionCall, NodeDefinition, NodeResultMeta, NodeTask
 
 logger = logging.getLogger(__name__)
-
-SENSITIVE_HIDDEN = {
-    "AUTH_TOKEN_COMFY_ORG": "auth_token_comfy_org",
-    "API_KEY_COMFY_ORG": "api_key_comfy_org",
-    "COMFY_USAGE_SOURCE": "comfy_usage_source",
-}
 
 
 @dataclass
@@ -90,7 +84,7 @@ class ActiveRun:
         self.prompt_id = request.prompt_id
         self.client_id = request.client_id
         self.dynprompt = DynamicPrompt(request.prompt)
-        self.progress = ProgressRegistry(self.prompt_id)
+        self.progress = ProgressRelay(self.prompt_id, self.client_id, events, self._ids)
         self.messages: list[list[Any]] = []
         self.ui_outputs: dict[str, dict[str, Any]] = {}
         self.ui_meta: dict[str, dict[str, Any]] = {}
@@ -99,11 +93,13 @@ class ActiveRun:
         self.interrupted = False
         self._available: dict[str, CacheEntry] = {}
         self._in_flight: dict[asyncio.Future[Any], tuple[str, Submission]] = {}
+        # node id -> its submission, from submit until its result is folded in.
+        self._submitted: dict[str, Submission] = {}
+        # Submitted ahead of their turn, not yet announced; results that came back early.
+        self._ahead: set[str] = set()
+        self._early: dict[str, NodeResultMeta] = {}
         self._expansions: dict[str, tuple[ExpansionCall, ...]] = {}
         self._keyer: CacheKeyer | None = None
-        self._progress_next: dict[str, int] = {}
-        self._progress_early: dict[str, dict[int, tuple[Any, ...]]] = {}
-        self._progress_waiters: dict[str, tuple[int, asyncio.Event]] = {}
         self.cache_keys: set[str] = set()
 
     # --- messages ---------------------------------------------------------------------------
@@ -118,11 +114,6 @@ class ActiveRun:
 
     def _record(self, type_: str, data: dict[str, Any]) -> None:
         self.messages.append([type_, data])
-
-    def _send_progress_state(self) -> None:
-        self._events.emit(
-            "progress_bundle", {}, self.client_id, progress_state=self.progress.message()
-        )
 
     def _ids(self, node_id: str) -> tuple[str, str | None, str]:
         return (
@@ -140,82 +131,11 @@ class ActiveRun:
         legacy: bool,
         seq: int = 0,
     ) -> None:
-        """A worker reported progress (ProgressBar, set_progress) for a node of this run.
-
-        Reports can overtake each other between processes; `seq` numbers them per node
-        (1, 2, ...), and early ones wait here until the gap before them is filled.
-        """
-        if not seq:
-            self._apply_progress(node_id, value, max_value, preview, legacy)
-            return
-        expected = self._progress_next.get(node_id, 1)
-        if seq < expected:
-            return
-        buffered = self._progress_early.setdefault(node_id, {})
-        buffered[seq] = (value, max_value, preview, legacy)
-        while expected in buffered:
-            self._apply_progress(node_id, *buffered.pop(expected))
-            expected += 1
-        self._progress_next[node_id] = expected
-        waiter = self._progress_waiters.get(node_id)
-        if waiter is not None and expected > waiter[0]:
-            waiter[1].set()
+        """A worker reported progress (ProgressBar, set_progress) for a node of this run."""
+        self.progress.report(node_id, value, max_value, preview, legacy, seq)
 
     async def progress_delivered(self, node_id: str, last_seq: int, timeout: float) -> None:
-        """Return once report `last_seq` of the node (and all before it) was applied."""
-        if self._progress_next.get(node_id, 1) > last_seq:
-            return
-        event = asyncio.Event()
-        self._progress_waiters[node_id] = (last_seq, event)
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            logger.warning(
-                "prompt %s node %s: progress reports up to %d did not all arrive",
-                self.prompt_id,
-                node_id,
-                last_seq,
-            )
-        finally:
-            self._progress_waiters.pop(node_id, None)
-
-    def _apply_progress(
-        self,
-        node_id: str,
-        value: float,
-        max_value: float,
-        preview: PreviewFrame | None,
-        legacy: bool,
-    ) -> None:
-        if not self.progress.update(node_id, value, max_value):
-            return
-        legacy_data = (
-            {"value": value, "max": max_value, "prompt_id": self.prompt_id, "node": node_id}
-            if legacy
-            else None
-        )
-        if preview is not None:
-            display, parent, real = self._ids(node_id)
-            preview = PreviewFrame(
-                preview.image_type,
-                preview.data,
-                {
-                    "node_id": node_id,
-                    "prompt_id": self.prompt_id,
-                    "display_node_id": display,
-                    "parent_node_id": parent,
-                    "real_node_id": real,
-                    "image_type": preview.image_type,
-                },
-            )
-        self._events.emit(
-            "progress_bundle",
-            {},
-            self.client_id,
-            progress_state=self.progress.message(),
-            progress=legacy_data,
-            preview=preview,
-        )
+        await self.progress.delivered(node_id, last_seq, timeout)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -298,7 +218,10 @@ class ActiveRun:
         while True:
             staged = False
             for node_id in elist.ready():
-                if any(n == node_id for n, _ in self._in_flight.values()):
+                if node_id in self._submitted:
+                    if node_id in self._ahead:
+                        staged = True
+                        self._announce_ahead(node_id)
                     continue
                 staged = True
                 if node_id in self._available and node_id not in self._expansions:
@@ -306,6 +229,7 @@ class ActiveRun:
                 else:
                     self._start(node_id)
             if staged:
+                self._submit_ahead()
                 continue
             if elist.is_empty() and not self._in_flight:
                 break
@@ -314,17 +238,69 @@ class ActiveRun:
             done, _ = await asyncio.wait(list(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
             for future in done:
                 node_id, submission = self._in_flight.pop(future)
-                self._handle(node_id, submission, future.result())
+                meta = future.result()
+                if node_id in self._ahead and meta.status != "retry":
+                    self._early[node_id] = meta
+                else:
+                    self._handle(node_id, submission, meta)
         data = {"prompt_id": self.prompt_id, "timestamp": now_ms()}
         self._record("execution_success", data)
         self._send_client("execution_success", data)
+
+    def _announce(self, node_id: str) -> None:
+        """`progress_state` running and `executing`: the node's turn has come."""
+        if self.interrupted:
+            self._interrupted_at(node_id, self.dynprompt.get_node(node_id).get("class_type", ""))
+        self.progress.start(node_id)
+        display = self.dynprompt.display_node_id(node_id)
+        self._send_client(
+            "executing", {"node": node_id, "display_node": display, "prompt_id": self.prompt_id}
+        )
+        self.last_node_id = node_id
+
+    def _announce_ahead(self, node_id: str) -> None:
+        self._ahead.discard(node_id)
+        self._announce(node_id)
+        self.progress.release(node_id)
+        meta = self._early.pop(node_id, None)
+        if meta is not None:
+            self._handle(node_id, self._submitted[node_id], meta)
+
+    def _can_run_ahead(self, node_id: str) -> bool:
+        if node_id in self._submitted or node_id in self._expansions:
+            return False
+        if node_id in self._available:
+            return False
+        node = self.dynprompt.get_node(node_id)
+        definition = self._definition_of(node.get("class_type", ""))
+        if definition is None or definition.lazy_inputs:
+            return False
+        for value in node.get("inputs", {}).values():
+            if is_link(value) and not (
+                value[0] in self._available
+                or (value[0] in self._submitted and value[0] not in self._expansions)
+            ):
+                return False
+        return True
+
+    def _submit_ahead(self) -> None:
+        """Submit every pending node whose inputs are all available or on their way."""
+        progressed = True
+        while progressed and not self.interrupted:
+            progressed = False
+            for node_id in list(self._elist.pending):
+                if self._can_run_ahead(node_id):
+                    self._ahead.add(node_id)
+                    self.progress.hold(node_id)
+                    self._submit(node_id)
+                    progressed = True
 
     def _complete_cached(self, node_id: str) -> None:
         self._finish_node(node_id, self._available[node_id].ui)
 
     def _finish_node(self, node_id: str, ui: dict[str, Any] | None) -> None:
         """A node's outputs exist (run now, or found in the cache): report and unblock."""
-        display, parent, real = self._ids(node_id)
+        display = self.dynprompt.display_node_id(node_id)
         if ui:
             self._store_ui(node_id, ui)
             self._send_client(
@@ -336,8 +312,7 @@ class ActiveRun:
                     "prompt_id": self.prompt_id,
                 },
             )
-        self.progress.finish(node_id, display, parent, real)
-        self._send_progress_state()
+        self.progress.finish(node_id)
         self._elist.complete(node_id)
 
     def _store_ui(self, node_id: str, ui: dict[str, Any]) -> None:
@@ -351,96 +326,61 @@ class ActiveRun:
         }
 
     def _start(self, node_id: str) -> None:
-        node = self.dynprompt.get_node(node_id)
-        class_type = node.get("class_type", "")
-        if self.interrupted:
-            self._interrupted_at(node_id, class_type)
-        display, parent, real = self._ids(node_id)
-        resuming = node_id in self._expansions
-        if not resuming:
+        if node_id in self._expansions:
             # A node resumed after its expansion ran is not announced again, as in ComfyUI.
-            self.progress.start(node_id, display, parent, real)
-            self._send_progress_state()
-            self._send_client(
-                "executing",
-                {"node": node_id, "display_node": display, "prompt_id": self.prompt_id},
-            )
-            self.last_node_id = node_id
-        task, upstream = self._task_for(node_id, node, display, parent, real)
-        if resuming:
+            if self.interrupted:
+                self._interrupted_at(node_id, self.dynprompt.get_node(node_id)["class_type"])
+            task, _ = self._task_for(node_id)
             produced = {
                 link_node: self._available[link_node].outputs
                 for call in self._expansions[node_id]
                 for link_node in _link_sources(call)
                 if link_node in self._available
             }
-            submission = self._executor.submit_resolve(task, self._expansions[node_id], produced)
-        else:
-            submission = self._executor.submit(task, upstream)
+            self._track(
+                node_id, self._executor.submit_resolve(task, self._expansions[node_id], produced)
+            )
+            return
+        self._announce(node_id)
+        self._submit(node_id)
+
+    def _submit(self, node_id: str) -> None:
+        task, upstream = self._task_for(node_id)
+        self._track(node_id, self._executor.submit(task, upstream))
+
+    def _track(self, node_id: str, submission: Submission) -> None:
+        self._submitted[node_id] = submission
         future = asyncio.ensure_future(submission.meta)
         self._in_flight[future] = (node_id, submission)
 
-    def _task_for(
-        self, node_id: str, node: dict[str, Any], display: str, parent: str | None, real: str
-    ) -> tuple[NodeTask, list[Any]]:
-        class_type = node.get("class_type", "")
-        definition = self._definition_of(class_type)
-        inputs: dict[str, InputSource] = {}
-        upstream: list[Any] = []
-        arg_of: dict[str, int] = {}
-        missing_lazy = False
-        for name, value in node.get("inputs", {}).items():
-            declared = definition is not None and definition.input_spec(name) is not None
-            if is_link(value):
-                source = value[0]
-                if source in self._available:
-                    if source not in arg_of:
-                        arg_of[source] = len(upstream)
-                        upstream.append(self._available[source].outputs)
-                    inputs[name] = LinkInput(arg_of[source], int(value[1]))
-                else:
-                    inputs[name] = MissingInput()
-                    missing_lazy = True
-            elif declared or (definition is not None and definition.accept_all_inputs):
-                inputs[name] = ConstInput(value)
-            # Undeclared constants are dropped, as ComfyUI does.
-        hidden = self._hidden_values(node_id, definition)
-        task = NodeTask(
-            prompt_id=self.prompt_id,
-            node_id=node_id,
-            display_node_id=display,
-            real_node_id=real,
-            parent_node_id=parent,
-            class_type=class_type,
-            inputs=inputs,
-            hidden=hidden,
-            check_lazy=missing_lazy and definition is not None and definition.has_check_lazy_status,
-            expansion_prefix=node_id,
-        )
-        return task, upstream
+    def _outputs_of(self, node_id: str) -> Any | None:
+        if node_id in self._available:
+            return self._available[node_id].outputs
+        submission = self._submitted.get(node_id)
+        return submission.outputs if submission is not None else None
 
-    def _hidden_values(self, node_id: str, definition: NodeDefinition | None) -> dict[str, Any]:
-        if definition is None or not definition.hidden_inputs:
-            return {}
-        extra = self.request.extra_data
-        values: dict[str, Any] = {}
-        for kind in set(definition.hidden_inputs.values()):
-            if kind == "PROMPT":
-                values[kind] = self.request.prompt
-            elif kind == "EXTRA_PNGINFO":
-                values[kind] = extra.get("extra_pnginfo")
-            elif kind == "UNIQUE_ID":
-                values[kind] = node_id
-            elif kind == "DYNPROMPT":
-                values[kind] = self.dynprompt.as_dict()
-            elif kind in SENSITIVE_HIDDEN:
-                key = SENSITIVE_HIDDEN[kind]
-                values[kind] = self.request.sensitive.get(key, extra.get(key))
-        return values
+    def _task_for(self, node_id: str) -> tuple[NodeTask, list[Any]]:
+        definition = self._definition_of(self.dynprompt.get_node(node_id).get("class_type", ""))
+        hidden = hidden_values(
+            node_id,
+            definition,
+            self.request.prompt,
+            self.dynprompt,
+            self.request.extra_data,
+            self.request.sensitive,
+        )
+        return build_task(
+            self.prompt_id, node_id, self.dynprompt, definition, self._outputs_of, hidden
+        )
 
     # --- results ----------------------------------------------------------------------------
 
     def _handle(self, node_id: str, submission: Submission, meta: NodeResultMeta) -> None:
+        self._submitted.pop(node_id, None)
+        if meta.status == "retry":
+            # Ran ahead, but an upstream step ended without outputs: stage it in its turn.
+            self._ahead.discard(node_id)
+            return
         node = self.dynprompt.get_node(node_id)
         class_type = node.get("class_type", "")
         for notice in meta.blocked:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node_actors.protocol import ExpansionCall, NodeResultMeta, NodeTask, PreviewFrame
@@ -17,7 +17,14 @@ from node_actors.worker import NodeWorkerImpl
 
 @dataclass
 class LocalRef:
+    """Outputs of a step; `ready` is set when the step ended (value None: no outputs)."""
+
     value: Any = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set(self, value: Any) -> None:
+        self.value = value
+        self.ready.set()
 
 
 @dataclass
@@ -62,9 +69,14 @@ class LocalExecutor:
         ref = LocalRef()
 
         async def meta() -> NodeResultMeta:
-            values = [u.value for u in upstream]
-            result, outputs = await asyncio.to_thread(self.worker.run_node, task, values)
-            ref.value = outputs
+            outputs = None
+            try:
+                for u in upstream:
+                    await u.ready.wait()
+                values = [u.value for u in upstream]
+                result, outputs = await asyncio.to_thread(self.worker.run_node, task, values)
+            finally:
+                ref.set(outputs)
             return result
 
         return LocalSubmission(meta(), ref)
@@ -75,12 +87,15 @@ class LocalExecutor:
         ref = LocalRef()
 
         async def meta() -> NodeResultMeta:
-            ids = list(produced)
-            values = [produced[i].value for i in ids]
-            result, outputs = await asyncio.to_thread(
-                self.worker.resolve_expansion, task, calls, ids, values
-            )
-            ref.value = outputs
+            outputs = None
+            try:
+                ids = list(produced)
+                values = [produced[i].value for i in ids]
+                result, outputs = await asyncio.to_thread(
+                    self.worker.resolve_expansion, task, calls, ids, values
+                )
+            finally:
+                ref.set(outputs)
             return result
 
         return LocalSubmission(meta(), ref)

@@ -8,6 +8,7 @@ node never blocks them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import math
@@ -31,6 +32,7 @@ from node_actors.context import (
 )
 from node_actors.protocol import (
     ExpansionCall,
+    LinkInput,
     NodeDefinition,
     NodeResultMeta,
     NodeTask,
@@ -164,12 +166,23 @@ class NodeWorkerImpl:
             on_call_start=lambda prefix, index: GraphBuilder.set_default_prefix(prefix, index, 0),
         )
         self._flags: OrderedDict[str, InterruptFlag] = OrderedDict()
+        self._thread_state = threading.local()
         logger.info(
             "worker %d ready: %d node classes, %d packs failed",
             index,
             len(self.registry.definitions()),
             len(failures),
         )
+
+    def _run_async(self, coro: Any) -> Any:
+        """Run a coroutine on this thread's own event loop (kept: a new loop per node step
+        costs more than many nodes do)."""
+        runner = getattr(self._thread_state, "runner", None)
+        if runner is None:
+            runner = self._thread_state.runner = asyncio.Runner()
+        # The runner would otherwise run every coroutine in the context it was created in;
+        # node code must see the execution context set for this call.
+        return runner.run(coro, context=contextvars.copy_context())
 
     # --- control ----------------------------------------------------------------------------
 
@@ -249,6 +262,12 @@ class NodeWorkerImpl:
     def run_node(
         self, task: NodeTask, upstream: Sequence[Any]
     ) -> tuple[NodeResultMeta, list[list[Any]] | None]:
+        if any(
+            isinstance(source, LinkInput) and upstream[source.arg_index] is None
+            for source in task.inputs.values()
+        ):
+            # Submitted ahead of an upstream step that ended without outputs.
+            return NodeResultMeta(status="retry"), None
         reported = [False]
         ctx = self._context(task, reported)
         flag = ctx.interrupt
@@ -256,7 +275,7 @@ class NodeWorkerImpl:
             return NodeResultMeta(status="interrupted"), None
         token = set_current(ctx)
         try:
-            meta, outputs = asyncio.run(self.runner.run(task, list(upstream)))
+            meta, outputs = self._run_async(self.runner.run(task, list(upstream)))
         finally:
             reset_current(token)
         self._barrier(task, reported)
@@ -299,7 +318,7 @@ class NodeWorkerImpl:
                         lambda kw, _i: adapter.call_is_changed(kw),
                     )
 
-                values[node_id] = asyncio.run(compute())
+                values[node_id] = self._run_async(compute())
             except Exception as exc:
                 logger.info("IS_CHANGED of node %s (%s) raised: %s", node_id, class_type, exc)
                 values[node_id] = math.nan
@@ -319,7 +338,7 @@ class NodeWorkerImpl:
                 result = await result
             return result
 
-        return [asyncio.run(call())]
+        return [self._run_async(call())]
 
 
 @ray.remote(concurrency_groups={"control": 4, "run": 8})

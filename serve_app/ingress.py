@@ -8,7 +8,6 @@ name and forwards to it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import platform
@@ -24,7 +23,7 @@ from cluster.controller import ControllerConfig
 from cluster.dispatch import ClusterSpec, get_controller, start_controller
 from cluster.jobs import JobsQuery
 from serve_app.http.app import APP_VERSION, build_app
-from serve_app.ws_hub import WebSocketHub
+from serve_app.ws_hub import ReleaseAfterReply, WebSocketHub
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +74,8 @@ class RayBackend:
     async def submit_prompt(self, body: dict[str, Any], usage_source: str | None) -> dict:
         client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
         if self.hub is not None:
-            self.hub.pause(client_id)
-        try:
-            return await _call(self._controller.submit, body, usage_source)
-        finally:
-            if self.hub is not None:
-                # Released just after the reply is written, so the client sees it first.
-                asyncio.get_running_loop().call_later(0.01, self.hub.resume, client_id)
+            self.hub.pause_until_reply(client_id)
+        return await _call(self._controller.submit, body, usage_source)
 
     async def queue_remaining(self) -> int:
         return await _call(self._controller.queue_remaining)
@@ -189,6 +183,7 @@ def build_replica_app() -> FastAPI:
     async def websocket_endpoint(websocket: WebSocket) -> None:
         await hub.serve(websocket)
 
+    app.add_middleware(ReleaseAfterReply, hub=hub)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_websocket_route("/api/ws", websocket_endpoint)
     logger.info("ingress replica ready (pid %d)", os.getpid())

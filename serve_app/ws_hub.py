@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import struct
@@ -25,6 +26,12 @@ logger = logging.getLogger(__name__)
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
 IMAGE_FORMAT_CODES = {"image/jpeg": 1, "image/png": 2}
+
+
+# Client ids paused by the request being served; released once its reply is sent.
+_paused_by_request: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "comfyray_paused_by_request", default=None
+)
 
 
 class EventSource(Protocol):
@@ -90,6 +97,18 @@ class WebSocketHub:
         client = self._sockets.get(client_id)
         if client is not None:
             client.resumed.clear()
+
+    def pause_until_reply(self, client_id: str | None) -> None:
+        """Hold the client's messages until the current HTTP reply has been sent
+        (`ReleaseAfterReply` does it), or for a short while outside a request."""
+        if client_id is None:
+            return
+        self.pause(client_id)
+        held = _paused_by_request.get()
+        if held is not None:
+            held.append(client_id)
+        else:
+            asyncio.get_running_loop().call_later(0.01, self.resume, client_id)
 
     def resume(self, client_id: str | None) -> None:
         if client_id is None or client_id not in self._paused:
@@ -209,3 +228,34 @@ class WebSocketHub:
                 client.supports_preview_metadata = bool(flags.get("supports_preview_metadata"))
                 features = await self._server_features()
                 client.outbox.put_nowait(json.dumps({"type": "feature_flags", "data": features}))
+
+
+class ReleaseAfterReply:
+    """ASGI middleware: resumes the sockets a request paused once its reply is written, so a
+    client learns a prompt id from POST /prompt before any message about it (ComfyUI's order)."""
+
+    def __init__(self, app: Any, hub: WebSocketHub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        held: list[str] = []
+        token = _paused_by_request.set(held)
+
+        def release() -> None:
+            while held:
+                self.hub.resume(held.pop())
+
+        async def send_then_release(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()
+
+        try:
+            await self.app(scope, receive, send_then_release)
+        finally:
+            _paused_by_request.reset(token)
+            release()
