@@ -145,6 +145,11 @@ class ClusterController:
         if run is not None:
             run.on_progress(node_id, value, max_value, preview, legacy, seq)
 
+    def step_done(self, prompt_id: str, node_id: str, meta: Any) -> None:
+        run = self._runs.get(prompt_id)
+        if run is not None:
+            run.on_step_done(node_id, meta)
+
     async def barrier(self, prompt_id: str, last_seqs: dict[str, int]) -> None:
         """Workers call this before returning a node's result: it returns once every
         progress report they numbered up to `last_seqs[node_id]` has been applied."""

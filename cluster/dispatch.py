@@ -18,6 +18,7 @@ import ray
 from cluster.controller import ClusterController, ControllerConfig
 from cluster.executor import IsChangedRequest, Submission
 from node_actors.protocol import (
+    ChainStep,
     ExpansionCall,
     NodeDefinition,
     NodeFailure,
@@ -109,6 +110,43 @@ class RayExecutor:
         worker = self._pick(upstream)
         meta_ref, out_ref = self._workers[worker].run_node.remote(task, *upstream)
         return self._submission(worker, meta_ref, out_ref, task)
+
+    def submit_chain(self, steps: list[ChainStep], args: list[Any]) -> list[Submission]:
+        worker = self._pick(args)
+        refs = (
+            self._workers[worker].run_chain.options(num_returns=1 + len(steps)).remote(steps, *args)
+        )
+        metas_ref, out_refs = refs[0], refs[1:]
+        self._load[worker] += 1
+        for ref in out_refs:
+            self._track(ref, worker)
+        shared: asyncio.Future[list[NodeResultMeta]] | None = None
+
+        async def all_metas() -> list[NodeResultMeta]:
+            try:
+                return await metas_ref
+            except Exception as exc:  # the worker died or the call broke
+                logger.warning(
+                    "prompt %s: chain of %d steps on worker %d failed: %s",
+                    steps[0].task.prompt_id,
+                    len(steps),
+                    worker,
+                    exc,
+                )
+                return [_failure_meta(exc)] * len(steps)
+            finally:
+                self._load[worker] -= 1
+
+        def meta_of(index: int) -> Any:
+            async def meta() -> NodeResultMeta:
+                nonlocal shared
+                if shared is None:
+                    shared = asyncio.ensure_future(all_metas())
+                return (await asyncio.shield(shared))[index]
+
+            return meta()
+
+        return [Submission(meta_of(i), ref) for i, ref in enumerate(out_refs)]
 
     def submit_resolve(
         self, task: NodeTask, calls: tuple[ExpansionCall, ...], produced: Mapping[str, Any]
@@ -286,6 +324,9 @@ class ControllerActor:
         seq: int = 0,
     ) -> None:
         self.core.node_progress(prompt_id, node_id, value, max_value, preview, legacy, seq)
+
+    async def step_done(self, prompt_id: str, node_id: str, meta: NodeResultMeta) -> None:
+        self.core.step_done(prompt_id, node_id, meta)
 
     async def barrier(self, prompt_id: str, last_seqs: dict[str, int]) -> None:
         await self.core.barrier(prompt_id, last_seqs)

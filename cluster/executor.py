@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from node_actors.protocol import ExpansionCall, NodeResultMeta, NodeTask
+from node_actors.protocol import ChainStep, ExpansionCall, NodeResultMeta, NodeTask
 
 
 @dataclass
@@ -29,6 +29,10 @@ class IsChangedRequest:
 
 class NodeExecutor(Protocol):
     def submit(self, task: NodeTask, upstream: list[Any]) -> Submission: ...
+
+    def submit_chain(self, steps: list[ChainStep], args: list[Any]) -> list[Submission]:
+        """Run the steps one after another in one worker call; one Submission per step."""
+        ...
 
     def submit_resolve(
         self,

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.cache_keys import CacheKeyer
+from cluster.chains import partition_chains
 from cluster.dynamic_prompt import DynamicPrompt, is_link
 from cluster.events import EventSink, PreviewFrame, now_ms
 from cluster.execution_list import ExecutionList
@@ -31,7 +32,13 @@ from cluster.executor import IsChangedRequest, NodeExecutor, Submission
 from cluster.output_cache import CacheEntry, OutputCache
 from cluster.run_progress import ProgressRelay
 from cluster.task_builder import build_task, hidden_values
-from node_actors.protocol import ExpansionCall, NodeDefinition, NodeResultMeta, NodeTask
+from node_actors.protocol import (
+    ChainStep,
+    ExpansionCall,
+    NodeDefinition,
+    NodeResultMeta,
+    NodeTask,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +104,11 @@ class ActiveRun:
         self._submitted: dict[str, Submission] = {}
         # Submitted ahead of their turn, not yet announced; results that came back early.
         self._ahead: set[str] = set()
+        # Nodes to submit at the end of this pass of the loop, in dependency order.
+        self._round: dict[str, None] = {}
+        self._consumer_counts: dict[str, int] | None = None
+        # Chain steps report completion before their chain call returns.
+        self._step_done: dict[str, asyncio.Future[NodeResultMeta]] = {}
         self._early: dict[str, NodeResultMeta] = {}
         self._expansions: dict[str, tuple[ExpansionCall, ...]] = {}
         self._keyer: CacheKeyer | None = None
@@ -218,7 +230,7 @@ class ActiveRun:
         while True:
             staged = False
             for node_id in elist.ready():
-                if node_id in self._submitted:
+                if node_id in self._submitted or node_id in self._round:
                     if node_id in self._ahead:
                         staged = True
                         self._announce_ahead(node_id)
@@ -230,6 +242,7 @@ class ActiveRun:
                     self._start(node_id)
             if staged:
                 self._submit_ahead()
+                self._flush_round()
                 continue
             if elist.is_empty() and not self._in_flight:
                 break
@@ -267,7 +280,7 @@ class ActiveRun:
             self._handle(node_id, self._submitted[node_id], meta)
 
     def _can_run_ahead(self, node_id: str) -> bool:
-        if node_id in self._submitted or node_id in self._expansions:
+        if node_id in self._submitted or node_id in self._round or node_id in self._expansions:
             return False
         if node_id in self._available:
             return False
@@ -278,6 +291,7 @@ class ActiveRun:
         for value in node.get("inputs", {}).values():
             if is_link(value) and not (
                 value[0] in self._available
+                or value[0] in self._round
                 or (value[0] in self._submitted and value[0] not in self._expansions)
             ):
                 return False
@@ -292,7 +306,7 @@ class ActiveRun:
                 if self._can_run_ahead(node_id):
                     self._ahead.add(node_id)
                     self.progress.hold(node_id)
-                    self._submit(node_id)
+                    self._round[node_id] = None
                     progressed = True
 
     def _complete_cached(self, node_id: str) -> None:
@@ -345,13 +359,71 @@ class ActiveRun:
         self._submit(node_id)
 
     def _submit(self, node_id: str) -> None:
-        task, upstream = self._task_for(node_id)
-        self._track(node_id, self._executor.submit(task, upstream))
+        self._round[node_id] = None
 
-    def _track(self, node_id: str, submission: Submission) -> None:
+    def _in_round_inputs(self, node_id: str) -> set[str]:
+        return {
+            value[0]
+            for value in self.dynprompt.get_node(node_id).get("inputs", {}).values()
+            if is_link(value) and value[0] in self._round
+        }
+
+    def _consumers(self, node_id: str) -> int:
+        if self._consumer_counts is None:
+            counts: dict[str, set[str]] = {}
+            for other in self.dynprompt.all_node_ids():
+                for value in self.dynprompt.get_node(other).get("inputs", {}).values():
+                    if is_link(value):
+                        counts.setdefault(value[0], set()).add(other)
+            self._consumer_counts = {k: len(v) for k, v in counts.items()}
+        return self._consumer_counts.get(node_id, 0)
+
+    def _flush_round(self) -> None:
+        """Submit this pass's nodes: each chain of them as one worker call."""
+        if not self._round:
+            return
+        chains = partition_chains(list(self._round), self._in_round_inputs, self._consumers)
+        for chain in chains:
+            position = {node_id: index for index, node_id in enumerate(chain)}
+            args: list[Any] = []
+            steps: list[ChainStep] = []
+            for node_id in chain:
+                task, upstream = self._task_for(node_id, position)
+                sources: list[tuple[str, int]] = []
+                for handle in upstream:
+                    if isinstance(handle, _StepRef):
+                        sources.append(("step", handle.index))
+                    else:
+                        sources.append(("arg", len(args)))
+                        args.append(handle)
+                steps.append(ChainStep(task, tuple(sources)))
+            if len(steps) == 1:
+                self._track(chain[0], self._executor.submit(steps[0].task, args))
+                continue
+            for node_id, submission in zip(
+                chain, self._executor.submit_chain(steps, args), strict=True
+            ):
+                early: asyncio.Future[NodeResultMeta] = asyncio.get_running_loop().create_future()
+                self._step_done[node_id] = early
+                self._track(node_id, submission, early)
+        self._round.clear()
+
+    def _track(
+        self,
+        node_id: str,
+        submission: Submission,
+        early: asyncio.Future[NodeResultMeta] | None = None,
+    ) -> None:
         self._submitted[node_id] = submission
-        future = asyncio.ensure_future(submission.meta)
+        meta = submission.meta if early is None else _first_of(early, submission.meta)
+        future = asyncio.ensure_future(meta)
         self._in_flight[future] = (node_id, submission)
+
+    def on_step_done(self, node_id: str, meta: NodeResultMeta) -> None:
+        """A step of a chain finished; the rest of the chain may still be running."""
+        early = self._step_done.pop(node_id, None)
+        if early is not None and not early.done():
+            early.set_result(meta)
 
     def _outputs_of(self, node_id: str) -> Any | None:
         if node_id in self._available:
@@ -359,7 +431,16 @@ class ActiveRun:
         submission = self._submitted.get(node_id)
         return submission.outputs if submission is not None else None
 
-    def _task_for(self, node_id: str) -> tuple[NodeTask, list[Any]]:
+    def _task_for(
+        self, node_id: str, chain: Mapping[str, int] | None = None
+    ) -> tuple[NodeTask, list[Any]]:
+        """The task; upstream handles are _StepRef for outputs of the same chain."""
+
+        def outputs_of(source: str) -> Any | None:
+            if chain is not None and source in chain:
+                return _StepRef(chain[source])
+            return self._outputs_of(source)
+
         definition = self._definition_of(self.dynprompt.get_node(node_id).get("class_type", ""))
         hidden = hidden_values(
             node_id,
@@ -369,9 +450,7 @@ class ActiveRun:
             self.request.extra_data,
             self.request.sensitive,
         )
-        return build_task(
-            self.prompt_id, node_id, self.dynprompt, definition, self._outputs_of, hidden
-        )
+        return build_task(self.prompt_id, node_id, self.dynprompt, definition, outputs_of, hidden)
 
     # --- results ----------------------------------------------------------------------------
 
@@ -435,6 +514,7 @@ class ActiveRun:
                 if definition is not None and definition.output_node:
                     new_outputs.append(new_id)
         self._expansions[node_id] = calls
+        self._consumer_counts = None
         for new_id in new_outputs:
             self._elist.add_node(new_id)
         for call in calls:
@@ -517,6 +597,26 @@ class ActiveRun:
             meta=self.ui_meta,
             interrupted=terminal == "execution_interrupted",
         )
+
+
+async def _first_of(
+    early: asyncio.Future[NodeResultMeta], whole: Awaitable[NodeResultMeta]
+) -> NodeResultMeta:
+    """A chain step's result: its own report, or the chain's return, whichever is first."""
+    late = asyncio.ensure_future(whole)
+    done, _ = await asyncio.wait({early, late}, return_when=asyncio.FIRST_COMPLETED)
+    if early in done:
+        late.cancel()
+        return early.result()
+    early.cancel()
+    return late.result()
+
+
+@dataclass(frozen=True)
+class _StepRef:
+    """Outputs of step `index` of the chain being built."""
+
+    index: int
 
 
 def _link_sources(call: ExpansionCall) -> list[str]:

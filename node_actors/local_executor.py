@@ -11,7 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from node_actors.protocol import ExpansionCall, NodeResultMeta, NodeTask, PreviewFrame
+from node_actors.protocol import (
+    ChainStep,
+    ExpansionCall,
+    NodeResultMeta,
+    NodeTask,
+    PreviewFrame,
+)
 from node_actors.worker import NodeWorkerImpl
 
 
@@ -34,14 +40,21 @@ class LocalSubmission:
 
 
 ProgressCallback = Callable[[str, str, float, float, PreviewFrame | None, bool], None]
+StepDoneCallback = Callable[[str, str, NodeResultMeta], None]
 
 
 class LoopReporter:
     """Delivers worker-thread progress into the event loop, in order."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: ProgressCallback) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        callback: ProgressCallback,
+        step_done: StepDoneCallback | None = None,
+    ) -> None:
         self._loop = loop
         self._callback = callback
+        self._step_done = step_done
 
     def report(
         self,
@@ -55,6 +68,10 @@ class LoopReporter:
         self._loop.call_soon_threadsafe(
             self._callback, prompt_id, node_id, value, max_value, frame, legacy
         )
+
+    def step_done(self, prompt_id: str, node_id: str, meta: NodeResultMeta) -> None:
+        if self._step_done is not None:
+            self._loop.call_soon_threadsafe(self._step_done, prompt_id, node_id, meta)
 
     def barrier(self, prompt_id: str) -> None:
         done = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop)
@@ -80,6 +97,34 @@ class LocalExecutor:
             return result
 
         return LocalSubmission(meta(), ref)
+
+    def submit_chain(self, steps: list[ChainStep], args: list[Any]) -> list[LocalSubmission]:
+        refs = [LocalRef() for _ in steps]
+        done: asyncio.Future[list[NodeResultMeta]] | None = None
+
+        async def run_all() -> list[NodeResultMeta]:
+            metas: list[NodeResultMeta] = []
+            outputs: list[Any] = []
+            try:
+                for u in args:
+                    await u.ready.wait()
+                values = [u.value for u in args]
+                metas, outputs = await asyncio.to_thread(self.worker.run_chain, steps, values)
+            finally:
+                for index, ref in enumerate(refs):
+                    ref.set(outputs[index] if index < len(outputs) else None)
+            return metas
+
+        def meta_of(index: int) -> Any:
+            async def meta() -> NodeResultMeta:
+                nonlocal done
+                if done is None:
+                    done = asyncio.ensure_future(run_all())
+                return (await asyncio.shield(done))[index]
+
+            return meta()
+
+        return [LocalSubmission(meta_of(i), ref) for i, ref in enumerate(refs)]
 
     def submit_resolve(
         self, task: NodeTask, calls: tuple[ExpansionCall, ...], produced: Mapping[str, Any]

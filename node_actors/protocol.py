@@ -169,3 +169,15 @@ class PreviewFrame:
     image_type: str  # "image/jpeg" | "image/png"
     data: bytes
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One step of a chain run by a single worker call.
+
+    `sources[i]` says where the task's upstream argument i comes from: ("arg", k) is
+    argument k of the chain call, ("step", j) the outputs of step j of this chain.
+    """
+
+    task: NodeTask
+    sources: tuple[tuple[str, int], ...]

@@ -31,6 +31,7 @@ from node_actors.context import (
     set_current,
 )
 from node_actors.protocol import (
+    ChainStep,
     ExpansionCall,
     LinkInput,
     NodeDefinition,
@@ -88,6 +89,10 @@ class ProgressReporter(Protocol):
         """Return once every report sent before for this prompt has been applied."""
         ...
 
+    def step_done(self, prompt_id: str, node_id: str, meta: NodeResultMeta) -> None:
+        """A step of a chain finished (sent after its barrier, so after its reports)."""
+        ...
+
 
 class ControllerReporter:
     """Progress to the controller actor: fire-and-forget calls, one blocking barrier."""
@@ -118,6 +123,9 @@ class ControllerReporter:
         self._controller.node_progress.remote(
             prompt_id, node_id, value, max_value, frame, legacy, seq
         )
+
+    def step_done(self, prompt_id: str, node_id: str, meta: NodeResultMeta) -> None:
+        self._controller.step_done.remote(prompt_id, node_id, meta)
 
     def barrier(self, prompt_id: str) -> None:
         with self._lock:
@@ -281,6 +289,23 @@ class NodeWorkerImpl:
         self._barrier(task, reported)
         return meta, outputs
 
+    def run_chain(
+        self, steps: Sequence[ChainStep], args: Sequence[Any]
+    ) -> tuple[list[NodeResultMeta], list[list[list[Any]] | None]]:
+        """Run steps in order; a step reads the call's arguments or earlier steps' outputs."""
+        metas: list[NodeResultMeta] = []
+        outputs: list[list[list[Any]] | None] = []
+        for step in steps:
+            upstream = [args[i] if kind == "arg" else outputs[i] for kind, i in step.sources]
+            meta, produced = self.run_node(step.task, upstream)
+            metas.append(meta)
+            outputs.append(produced)
+            if self.reporter is not None and len(metas) < len(steps):
+                # The chain's return carries every result; this lets the controller move
+                # on (announce the next node, show its progress) while the chain runs.
+                self.reporter.step_done(step.task.prompt_id, step.task.node_id, meta)
+        return metas, outputs
+
     def resolve_expansion(
         self,
         task: NodeTask,
@@ -378,6 +403,12 @@ class NodeWorker:
     @ray.method(concurrency_group="run", num_returns=2)
     def run_node(self, task: NodeTask, *upstream: Any) -> tuple[Any, Any]:
         return self._impl.run_node(task, upstream)
+
+    @ray.method(concurrency_group="run")
+    def run_chain(self, steps: list[ChainStep], *args: Any) -> tuple[Any, ...]:
+        """Returns the list of metas, then each step's outputs (num_returns set per call)."""
+        metas, outputs = self._impl.run_chain(steps, args)
+        return (metas, *outputs)
 
     @ray.method(concurrency_group="run", num_returns=2)
     def resolve_expansion(

@@ -123,15 +123,17 @@ class WebSocketHub:
     # --- the poller --------------------------------------------------------------------------
 
     async def ensure_polling(self) -> None:
+        # Created without an await in between: two sockets connecting at once must not
+        # start two pollers (each event would then be sent twice).
         if self._poller is None or self._poller.done():
-            if self._seq is None:
-                self._seq = await self._source.last_seq()
             self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
         while True:
             try:
-                events = await self._source.events_since(self._seq or 0, 10.0)
+                if self._seq is None:
+                    self._seq = await self._source.last_seq()
+                events = await self._source.events_since(self._seq, 10.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -139,7 +141,7 @@ class WebSocketHub:
                 await asyncio.sleep(0.5)
                 continue
             for event in events:
-                self._seq = max(self._seq or 0, event.seq)
+                self._seq = max(self._seq, event.seq)
                 self._dispatch(event)
 
     def _dispatch(self, event: Any) -> None:

@@ -53,7 +53,9 @@ class Harness:
         self.messages.extend(out)
         return out
 
-    async def submit(self, prompt: dict[str, Any], client_id: str | None = "c1", **body: Any) -> str:
+    async def submit(
+        self, prompt: dict[str, Any], client_id: str | None = "c1", **body: Any
+    ) -> str:
         payload: dict[str, Any] = {"prompt": prompt, **body}
         if client_id is not None:
             payload["client_id"] = client_id
@@ -90,7 +92,9 @@ async def make_harness(
         ControllerConfig(cache_mode, lru, concurrent),
         custom_validator=executor.validate_inputs,
     )
-    worker.reporter = LoopReporter(asyncio.get_running_loop(), controller.node_progress)
+    worker.reporter = LoopReporter(
+        asyncio.get_running_loop(), controller.node_progress, controller.step_done
+    )
     controller.start()
     return Harness(controller, worker)
 

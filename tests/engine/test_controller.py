@@ -64,7 +64,9 @@ async def harness_on(base: Path, journal: JobJournal, concurrent: int) -> Harnes
         ControllerConfig("none", 0, concurrent),
         custom_validator=executor.validate_inputs,
     )
-    worker.reporter = LoopReporter(asyncio.get_running_loop(), controller.node_progress)
+    worker.reporter = LoopReporter(
+        asyncio.get_running_loop(), controller.node_progress, controller.step_done
+    )
     controller.start()
     return Harness(controller, worker)
 
