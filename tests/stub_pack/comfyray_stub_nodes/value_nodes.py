@@ -288,6 +288,24 @@ class StubBlocker:
         return (value,)
 
 
+class StubWorkerPid:
+    """Which worker process ran it: lets tests see where the scheduler put a step."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "pid"
+    NOT_IDEMPOTENT = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"value": (ANY, {})}}
+
+    def pid(self, value: Any) -> tuple[str]:
+        import os
+
+        return (str(os.getpid()),)
+
+
 VALUE_NODES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -307,5 +325,6 @@ VALUE_NODES: dict[str, type] = {
         StubSetProgress,
         StubNotIdempotent,
         StubBlocker,
+        StubWorkerPid,
     )
 }
