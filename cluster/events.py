@@ -88,7 +88,9 @@ class EventLog:
         start = max(seq + 1 - first, 0)
         return list(self._events)[start:]
 
-    async def wait_since(self, seq: int, timeout: float) -> list[Event]:
+    async def wait_since(self, seq: int, timeout: float, linger: float = 0.001) -> list[Event]:
+        """Events after `seq`, waiting up to `timeout` for the first one, then `linger`
+        for the rest of its burst: one reply per burst instead of one per event."""
         events = self.since(seq)
         if events:
             return events
@@ -97,4 +99,6 @@ class EventLog:
             await asyncio.wait_for(signal.wait(), timeout)
         except TimeoutError:
             return []
+        if linger > 0:
+            await asyncio.sleep(linger)
         return self.since(seq)

@@ -43,6 +43,8 @@ from node_actors.protocol import (
 logger = logging.getLogger(__name__)
 
 MAX_TRACKED_PROMPTS = 1024
+# A chain step running longer than this gets the steps before it reported as done.
+STEP_REPORT_DELAY_S = 0.01
 
 
 @dataclass
@@ -292,18 +294,40 @@ class NodeWorkerImpl:
     def run_chain(
         self, steps: Sequence[ChainStep], args: Sequence[Any]
     ) -> tuple[list[NodeResultMeta], list[list[list[Any]] | None]]:
-        """Run steps in order; a step reads the call's arguments or earlier steps' outputs."""
+        """Run steps in order; a step reads the call's arguments or earlier steps' outputs.
+
+        The chain's return carries every result. When a step takes a while, the results of
+        the steps before it are reported at once, so the controller announces it (and shows
+        its progress) while it runs; a chain of quick steps sends no extra message.
+        """
         metas: list[NodeResultMeta] = []
         outputs: list[list[list[Any]] | None] = []
-        for step in steps:
+        unreported: list[tuple[str, str, NodeResultMeta]] = []
+        lock = threading.Lock()
+
+        def report_finished_steps() -> None:
+            with lock:
+                items = list(unreported)
+                unreported.clear()
+            for prompt_id, node_id, meta in items:
+                if self.reporter is not None:
+                    self.reporter.step_done(prompt_id, node_id, meta)
+
+        for index, step in enumerate(steps):
+            timer = None
+            if unreported and self.reporter is not None:
+                timer = threading.Timer(STEP_REPORT_DELAY_S, report_finished_steps)
+                timer.daemon = True
+                timer.start()
             upstream = [args[i] if kind == "arg" else outputs[i] for kind, i in step.sources]
             meta, produced = self.run_node(step.task, upstream)
+            if timer is not None:
+                timer.cancel()
             metas.append(meta)
             outputs.append(produced)
-            if self.reporter is not None and len(metas) < len(steps):
-                # The chain's return carries every result; this lets the controller move
-                # on (announce the next node, show its progress) while the chain runs.
-                self.reporter.step_done(step.task.prompt_id, step.task.node_id, meta)
+            if index < len(steps) - 1:
+                with lock:
+                    unreported.append((step.task.prompt_id, step.task.node_id, meta))
         return metas, outputs
 
     def resolve_expansion(
