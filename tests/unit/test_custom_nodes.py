@@ -22,7 +22,7 @@ STUB_PACKS = Path(__file__).resolve().parents[1] / "stub_pack"
 STUB_NODES = {
     "StubImage", "StubMask", "StubInt", "StubFloat", "StubString", "StubLazyMix",
     "StubLazyMixAsync", "StubAsyncSleep", "StubSleep", "StubExpand", "StubExpandNested",
-    "StubImageInvert", "StubListOut", "StubListSum", "StubIntToString", "StubBlocker",
+    "StubImageInvert", "StubListOut", "StubListSum", "StubIntToString", "StubBlocker", "StubWorkerPid",
     "StubBlockElement", "StubVariadicSum", "StubCustomValidate", "StubCustomValidateKwargs",
     "StubValidateInputTypes", "StubIsChangedAlways", "StubIsChangedConst", "StubRaise",
     "StubHidden", "StubOutput", "StubPreviewProgress", "StubSetProgress", "StubUniqueId",
