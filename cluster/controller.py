@@ -365,10 +365,14 @@ class ClusterController:
             return True
         return False
 
-    def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
+    async def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
+        """ComfyUI's /free: unload models, and with free_memory also drop every cache
+        (the cluster's outputs and the workers' node instances)."""
         if free_memory:
             logger.info("free_memory: dropping the output cache (%d entries)", len(self.cache))
             self.cache.clear()
+        if unload_models or free_memory:
+            await self._executor.free(unload_models, free_memory)
 
     def get_history(self, max_items: int | None = None, offset: int = -1) -> dict[str, Any]:
         return self.history.page(max_items, offset)

@@ -168,6 +168,12 @@ class RayExecutor:
         worker = min(range(len(self._workers)), key=lambda i: self._load[i])
         return await self._workers[worker].validate_inputs.remote(class_type, inputs, input_types)
 
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        await asyncio.gather(
+            *(w.free.remote(unload_models, free_memory) for w in self._workers),
+            return_exceptions=True,
+        )
+
     async def interrupt(self, prompt_id: str) -> None:
         await asyncio.gather(
             *(w.interrupt.remote(prompt_id) for w in self._workers), return_exceptions=True
@@ -266,7 +272,7 @@ class ControllerActor:
         return await (await self._ready()).cancel(prompt_id)
 
     async def free(self, unload_models: bool, free_memory: bool) -> None:
-        (await self._ready()).free(unload_models, free_memory)
+        await (await self._ready()).free(unload_models, free_memory)
 
     async def get_history(self, max_items: int | None, offset: int) -> dict[str, Any]:
         return (await self._ready()).get_history(max_items, offset)

@@ -156,3 +156,6 @@ class LocalExecutor:
 
     async def interrupt(self, prompt_id: str) -> None:
         self.worker.interrupt(prompt_id)
+
+    async def free(self, unload_models: bool, free_memory: bool) -> None:
+        self.worker.free(unload_models, free_memory)

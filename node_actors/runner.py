@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -121,14 +122,18 @@ def merge_outputs(
 
 
 def merge_ui(parts: list[dict[str, Any] | None]) -> dict[str, list[Any]] | None:
+    """Concatenate per-call UI lists key-wise. The result goes to clients and history as
+    JSON, so values that are not JSON (a tensor a node put there) become their str()."""
     merged: dict[str, list[Any]] = {}
     for ui in parts:
         if not ui:
             continue
         for key, value in ui.items():
             items = value if isinstance(value, list) else [value]
-            merged.setdefault(key, []).extend(items)
-    return merged or None
+            merged.setdefault(str(key), []).extend(items)
+    if not merged:
+        return None
+    return json.loads(json.dumps(merged, default=str))
 
 
 def _format_input(value: Any) -> str:

@@ -208,6 +208,12 @@ class NodeWorkerImpl:
     def interrupt(self, prompt_id: str) -> None:
         self.flag(prompt_id).set()
 
+    def free(self, unload_models: bool, free_memory: bool) -> None:
+        # Models arrive with the model-loading nodes; node instances are the objects cache.
+        if free_memory:
+            self.runner.forget_instances()
+            logger.info("worker %d: node instances dropped (free_memory)", self.index)
+
     def definitions(self) -> dict[str, NodeDefinition]:
         return self.registry.definitions()
 
@@ -407,6 +413,10 @@ class NodeWorker:
     @ray.method(concurrency_group="control")
     def interrupt(self, prompt_id: str) -> None:
         self._impl.interrupt(prompt_id)
+
+    @ray.method(concurrency_group="control")
+    def free(self, unload_models: bool, free_memory: bool) -> None:
+        self._impl.free(unload_models, free_memory)
 
     @ray.method(concurrency_group="control")
     def definitions(self) -> dict[str, NodeDefinition]:

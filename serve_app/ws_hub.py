@@ -142,7 +142,10 @@ class WebSocketHub:
                 continue
             for event in events:
                 self._seq = max(self._seq, event.seq)
-                self._dispatch(event)
+                try:
+                    self._dispatch(event)
+                except Exception:  # one bad event must not stop every socket's feed
+                    logger.exception("event %d (%s) could not be sent", event.seq, event.type)
 
     def _dispatch(self, event: Any) -> None:
         if event.target is None:

@@ -392,3 +392,17 @@ def test_progress_with_previews_and_set_progress(engine_base: Path, arun) -> Non
         assert any(s["value"] == 1 and s["max"] == 2 for s in states)
 
     arun(scenario())
+
+
+def test_free_memory_drops_the_cache_and_node_instances(engine_base: Path, arun) -> None:
+    async def scenario() -> None:
+        h = await make_harness(engine_base)
+        await h.run(image_chain("freed"))
+        assert len(h.controller.cache) == 3
+        await h.controller.free(unload_models=False, free_memory=True)
+        assert len(h.controller.cache) == 0
+        assert h.worker.runner._instances == {}
+        _, _, events = await h.run(image_chain("freed"))
+        assert executing_nodes(events) == ["1", "2", "3", None]
+
+    arun(scenario())
