@@ -12,6 +12,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -79,6 +80,12 @@ def prepare_directories(settings: ServeSettings) -> None:
             raise StartupError(f"cannot create directory {path}: {exc.strerror}") from exc
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def start_ray(settings: ServeSettings) -> None:
     import ray
 
@@ -86,6 +93,13 @@ def start_ray(settings: ServeSettings) -> None:
         logger.info("joining Ray cluster at %s", settings.ray_address)
         ray.init(address=settings.ray_address)
         return
+    if settings.http_proxy == "haproxy":
+        # Read by Serve when it starts its proxies; they inherit the local Ray's environment.
+        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+        # HAProxy's stats and metrics listeners have fixed default ports: pick free ones so
+        # two servers on one machine do not collide.
+        os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
+        os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
     num_cpus = settings.num_cpus or None
     logger.info(
         "starting local Ray (object store %d MiB, cpus %s)",

@@ -141,6 +141,12 @@ class ServeSettings(BaseSettings):
         validation_alias=AliasChoices("ray_address", "COMFYRAY_RAY_ADDRESS", "RAY_ADDRESS"),
     )
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray; default: all")
+    http_proxy: Literal["haproxy", "python"] = Field(
+        "python",
+        description="Serve's HTTP proxy for a local Ray: Serve's Python proxy, or HAProxy "
+        "(ships with ray[serve] on Linux; about 6 ms less per request here, but it also opens "
+        "stats and metrics ports on every interface)",
+    )
     object_store_memory: int = Field(512 * MIB, ge=MIN_OBJECT_STORE_MEMORY)
     state_dir: Path | None = None
     store_uri: str | None = Field(
