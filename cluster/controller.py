@@ -22,7 +22,8 @@ from cluster.history import History
 from cluster.jobs import JobsQuery, job_detail, list_jobs
 from cluster.output_cache import OutputCache
 from cluster.queue import JobQueue, QueueItem
-from cluster.run import ActiveRun, RunOutcome, RunRequest
+from cluster.run import ActiveRun, RunRequest
+from cluster.run_record import RunOutcome
 from cluster.validate import CustomValidator, check_prompt_id, validate_prompt
 from node_actors.protocol import NodeDefinition
 from storage.journal import JobJournal

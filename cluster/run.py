@@ -26,11 +26,12 @@ from typing import Any
 from cluster.cache_keys import CacheKeyer
 from cluster.chains import partition_chains
 from cluster.dynamic_prompt import DynamicPrompt, is_link
-from cluster.events import EventSink, PreviewFrame, now_ms
+from cluster.events import EventSink, PreviewFrame
 from cluster.execution_list import ExecutionList
 from cluster.executor import IsChangedRequest, NodeExecutor, Submission
 from cluster.output_cache import CacheEntry, OutputCache
 from cluster.run_progress import ProgressRelay
+from cluster.run_record import RunOutcome, RunRecord
 from cluster.task_builder import build_task, hidden_values
 from node_actors.protocol import (
     ChainStep,
@@ -55,16 +56,6 @@ class RunRequest:
     @property
     def client_id(self) -> str | None:
         return self.extra_data.get("client_id")
-
-
-@dataclass
-class RunOutcome:
-    status_str: str  # "success" | "error"
-    completed: bool
-    messages: list[list[Any]]
-    outputs: dict[str, dict[str, Any]]
-    meta: dict[str, dict[str, Any]]
-    interrupted: bool = False
 
 
 class _Stop(Exception):
@@ -92,10 +83,7 @@ class ActiveRun:
         self.client_id = request.client_id
         self.dynprompt = DynamicPrompt(request.prompt)
         self.progress = ProgressRelay(self.prompt_id, self.client_id, events, self._ids)
-        self.messages: list[list[Any]] = []
-        self.ui_outputs: dict[str, dict[str, Any]] = {}
-        self.ui_meta: dict[str, dict[str, Any]] = {}
-        self.executed: list[str] = []
+        self.record = RunRecord(self.prompt_id, self.client_id, events, self.dynprompt)
         self.last_node_id: str | None = None
         self.interrupted = False
         self._available: dict[str, CacheEntry] = {}
@@ -115,17 +103,6 @@ class ActiveRun:
         self.cache_keys: set[str] = set()
 
     # --- messages ---------------------------------------------------------------------------
-
-    def _send_client(self, type_: str, data: dict[str, Any]) -> None:
-        """Messages ComfyUI sends only when the prompt has a client."""
-        if self.client_id is not None:
-            self._events.emit(type_, data, self.client_id)
-
-    def _send_or_broadcast(self, type_: str, data: dict[str, Any]) -> None:
-        self._events.emit(type_, data, self.client_id)
-
-    def _record(self, type_: str, data: dict[str, Any]) -> None:
-        self.messages.append([type_, data])
 
     def _ids(self, node_id: str) -> tuple[str, str | None, str]:
         return (
@@ -155,9 +132,7 @@ class ActiveRun:
         self.interrupted = True
 
     async def execute(self) -> RunOutcome:
-        start = {"prompt_id": self.prompt_id, "timestamp": now_ms()}
-        self._record("execution_start", start)
-        self._send_client("execution_start", start)
+        self.record.started()
         try:
             await self._prepare()
             await self._loop()
@@ -173,7 +148,7 @@ class ActiveRun:
                 pass
         finally:
             await self._drain()
-        return self._outcome()
+        return self.record.outcome()
 
     async def _prepare(self) -> None:
         is_changed = await self._is_changed_values()
@@ -188,9 +163,7 @@ class ActiveRun:
             if entry is not None:
                 self._available[node_id] = entry
                 cached.append(node_id)
-        data = {"nodes": cached, "prompt_id": self.prompt_id, "timestamp": now_ms()}
-        self._record("execution_cached", data)
-        self._send_client("execution_cached", data)
+        self.record.cached(cached)
 
     async def _is_changed_values(self) -> dict[str, Any]:
         requests: list[IsChangedRequest] = []
@@ -256,19 +229,14 @@ class ActiveRun:
                     self._early[node_id] = meta
                 else:
                     self._handle(node_id, submission, meta)
-        data = {"prompt_id": self.prompt_id, "timestamp": now_ms()}
-        self._record("execution_success", data)
-        self._send_client("execution_success", data)
+        self.record.succeeded()
 
     def _announce(self, node_id: str) -> None:
         """`progress_state` running and `executing`: the node's turn has come."""
         if self.interrupted:
             self._interrupted_at(node_id, self.dynprompt.get_node(node_id).get("class_type", ""))
         self.progress.start(node_id)
-        display = self.dynprompt.display_node_id(node_id)
-        self._send_client(
-            "executing", {"node": node_id, "display_node": display, "prompt_id": self.prompt_id}
-        )
+        self.record.executing(node_id)
         self.last_node_id = node_id
 
     def _announce_ahead(self, node_id: str) -> None:
@@ -314,30 +282,10 @@ class ActiveRun:
 
     def _finish_node(self, node_id: str, ui: dict[str, Any] | None) -> None:
         """A node's outputs exist (run now, or found in the cache): report and unblock."""
-        display = self.dynprompt.display_node_id(node_id)
         if ui:
-            self._store_ui(node_id, ui)
-            self._send_client(
-                "executed",
-                {
-                    "node": node_id,
-                    "display_node": display,
-                    "output": ui,
-                    "prompt_id": self.prompt_id,
-                },
-            )
+            self.record.output(node_id, ui)
         self.progress.finish(node_id)
         self._elist.complete(node_id)
-
-    def _store_ui(self, node_id: str, ui: dict[str, Any]) -> None:
-        display, parent, real = self._ids(node_id)
-        self.ui_outputs[node_id] = ui
-        self.ui_meta[node_id] = {
-            "node_id": node_id,
-            "display_node": display,
-            "parent_node": parent,
-            "real_node_id": real,
-        }
 
     def _start(self, node_id: str) -> None:
         if node_id in self._expansions:
@@ -463,27 +411,14 @@ class ActiveRun:
         node = self.dynprompt.get_node(node_id)
         class_type = node.get("class_type", "")
         for notice in meta.blocked:
-            self._send_client(
-                "execution_error",
-                {
-                    "prompt_id": self.prompt_id,
-                    "node_id": node_id,
-                    "node_type": class_type,
-                    "executed": list(self.executed),
-                    "exception_message": f"Execution Blocked: {notice.message}",
-                    "exception_type": "ExecutionBlocked",
-                    "traceback": [],
-                    "current_inputs": [],
-                    "current_outputs": [],
-                },
-            )
+            self.record.blocked(node_id, class_type, notice.message)
         if meta.status == "done":
             self._expansions.pop(node_id, None)
             entry = CacheEntry(submission.outputs, meta.ui, meta.output_lengths)
             self._available[node_id] = entry
             if self._keyer is not None:
                 self._cache.put(self._keyer.key(node_id), entry)
-            self.executed.append(node_id)
+            self.record.executed.append(node_id)
             self._finish_node(node_id, meta.ui)
         elif meta.status == "lazy":
             for name in meta.needed_inputs:
@@ -532,38 +467,15 @@ class ActiveRun:
         traceback: list[str],
         current_inputs: Mapping[str, Any],
     ) -> None:
-        node_type = (
-            self.dynprompt.get_node(node_id).get("class_type")
-            if self.dynprompt.has_node(node_id)
-            else None
+        current_outputs = [n for n in self.request.prompt if n in self._available]
+        self.record.failed(
+            node_id, message, exception_type, traceback, current_inputs, current_outputs
         )
-        data = {
-            "prompt_id": self.prompt_id,
-            "node_id": self.dynprompt.real_node_id(node_id) if node_id else node_id,
-            "node_type": node_type,
-            "executed": list(self.executed),
-            "exception_message": message,
-            "exception_type": exception_type,
-            "traceback": traceback,
-            "current_inputs": dict(current_inputs),
-            "current_outputs": [n for n in self.request.prompt if n in self._available],
-            "timestamp": now_ms(),
-        }
-        self._record("execution_error", data)
-        self._send_client("execution_error", data)
         raise _Stop()
 
     def _interrupted_at(self, node_id: str, class_type: str) -> None:
-        data = {
-            "prompt_id": self.prompt_id,
-            "node_id": self.dynprompt.real_node_id(node_id),
-            "node_type": class_type,
-            "executed": list(self.executed),
-            "timestamp": now_ms(),
-        }
         self.interrupted = True
-        self._record("execution_interrupted", data)
-        self._send_or_broadcast("execution_interrupted", data)
+        self.record.interrupted(node_id, class_type)
         raise _Stop()
 
     def _dependency_cycle(self, nodes: list[str]) -> None:
@@ -585,18 +497,6 @@ class ActiveRun:
         for future in list(self._in_flight):
             future.cancel()
         self._in_flight.clear()
-
-    def _outcome(self) -> RunOutcome:
-        terminal = self.messages[-1][0] if self.messages else ""
-        success = terminal == "execution_success"
-        return RunOutcome(
-            status_str="success" if success else "error",
-            completed=success,
-            messages=self.messages,
-            outputs=self.ui_outputs,
-            meta=self.ui_meta,
-            interrupted=terminal == "execution_interrupted",
-        )
 
 
 async def _first_of(

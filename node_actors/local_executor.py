@@ -18,7 +18,7 @@ from node_actors.protocol import (
     NodeTask,
     PreviewFrame,
 )
-from node_actors.worker import NodeWorkerImpl
+from node_actors.worker_core import NodeWorkerImpl
 
 
 @dataclass

@@ -202,7 +202,7 @@ class ComfyIngress:
 
 
 def cluster_spec(settings: Any) -> ClusterSpec:
-    from node_actors.worker import WorkerConfig
+    from node_actors.worker_core import WorkerConfig
 
     custom_dirs = [str(settings.custom_nodes_directory)] if settings.custom_nodes_directory else []
     worker_config = WorkerConfig(

@@ -11,7 +11,7 @@ from typing import Any
 
 from cluster.controller import ClusterController, ControllerConfig
 from node_actors.local_executor import LocalExecutor, LoopReporter
-from node_actors.worker import NodeWorkerImpl, WorkerConfig
+from node_actors.worker_core import NodeWorkerImpl, WorkerConfig
 from storage.journal import JobJournal
 
 STUB_PACKS = Path(__file__).resolve().parent.parent / "stub_pack"

@@ -164,7 +164,10 @@ def test_expansion_runs_ephemeral_nodes_under_the_parent_display_id(
                 "inputs": {"content": "BLACK", "height": 4, "width": 4, "batch_size": 1},
             },
             "x": {"class_type": "StubExpandNested", "inputs": {"image": ["i", 0], "count": 2}},
-            "o": {"class_type": "SaveImage", "inputs": {"images": ["x", 0], "filename_prefix": "ex"}},
+            "o": {
+                "class_type": "SaveImage",
+                "inputs": {"images": ["x", 0], "filename_prefix": "ex"},
+            },
         }
         _, entry, events = await h.run(prompt)
         assert entry["status"]["status_str"] == "success", entry["status"]
@@ -388,7 +391,9 @@ def test_progress_with_previews_and_set_progress(engine_base: Path, arun) -> Non
         assert sum(1 for _, t, _ in events if t == "preview") == 3
         _, _, events = await h.run({"s": {"class_type": "StubSetProgress", "inputs": {"steps": 2}}})
         assert not [t for _, t, _ in events if t == "progress"]
-        states = [d["nodes"]["s"] for _, t, d in events if t == "progress_state" and "s" in d["nodes"]]
+        states = [
+            d["nodes"]["s"] for _, t, d in events if t == "progress_state" and "s" in d["nodes"]
+        ]
         assert any(s["value"] == 1 and s["max"] == 2 for s in states)
 
     arun(scenario())

@@ -7,9 +7,7 @@ def chains_of(edges: dict[str, list[str]], order: list[str]) -> list[list[str]]:
     for sources in edges.values():
         for source in set(sources):
             consumers[source] = consumers.get(source, 0) + 1
-    return partition_chains(
-        order, lambda n: set(edges.get(n, [])), lambda n: consumers.get(n, 0)
-    )
+    return partition_chains(order, lambda n: set(edges.get(n, [])), lambda n: consumers.get(n, 0))
 
 
 def test_a_linear_stretch_is_one_chain() -> None:
