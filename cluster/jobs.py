@@ -75,7 +75,7 @@ class JobsQuery:
             sort_by=_parse_choice(params, "sort_by", SORT_FIELDS, SORT_BY_CREATED),
             sort_order=_parse_choice(params, "sort_order", SORT_ORDERS, "desc"),
             limit=_parse_limit(params),
-            offset=max(_parse_int(params, "offset") or 0, 0),
+            offset=max(parse_int_param(params, "offset") or 0, 0),
         )
 
     def wants(self, status: str) -> bool:
@@ -111,13 +111,14 @@ def _parse_choice(
 
 
 def _parse_limit(params: Mapping[str, str]) -> int | None:
-    limit = _parse_int(params, "limit")
+    limit = parse_int_param(params, "limit")
     if limit is not None and limit <= 0:
         raise InvalidRequestError("limit", "limit must be a positive integer")
     return limit
 
 
-def _parse_int(params: Mapping[str, str], name: str) -> int | None:
+def parse_int_param(params: Mapping[str, str], name: str) -> int | None:
+    """An optional integer query parameter; a 400 naming it when it is not one."""
     raw = params.get(name)
     if raw is None:
         return None

@@ -15,6 +15,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from cluster.errors import InvalidRequestError
+from cluster.prompt_format import json_type_name
 from serve_app.http.errors import validation_message
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -37,23 +38,8 @@ class BodyNotObjectError(InvalidRequestError):
     """The body is valid JSON but not an object."""
 
     def __init__(self, got: Any) -> None:
-        super().__init__("body", f"Request body must be a JSON object, got {json_type(got)}")
-        self.got = json_type(got)
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+        super().__init__("body", f"Request body must be a JSON object, got {json_type_name(got)}")
+        self.got = json_type_name(got)
 
 
 async def read_json_object(request: Request, *, empty_is: dict[str, Any] | None = None) -> dict:

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cluster.errors import InvalidRequestError
+from cluster.jobs import parse_int_param
 from serve_app.http.backend import BackendDep
 from serve_app.http.bodies import parse_body, read_json_object
 from serve_app.http.models import ErrorResponse, HistoryEntry, HistoryManageRequest
@@ -21,19 +21,9 @@ DEFAULT_OFFSET = -1
 BAD_REQUEST = {400: {"model": ErrorResponse, "description": "Names the malformed parameter"}}
 
 
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidRequestError(name, f"{name} must be an integer") from None
-
-
 async def get_history(request: Request, backend: BackendDep) -> Response:
-    max_items = _int_param(request, "max_items")
-    offset = _int_param(request, "offset")
+    max_items = parse_int_param(request.query_params, "max_items")
+    offset = parse_int_param(request.query_params, "offset")
     history = await backend.get_history(max_items, DEFAULT_OFFSET if offset is None else offset)
     return json_response(history)
 
