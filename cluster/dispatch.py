@@ -180,32 +180,32 @@ class RayExecutor:
         )
 
 
-@ray.remote(num_cpus=0, max_concurrency=10_000)
+@ray.remote(num_cpus=0, max_concurrency=10_000, max_restarts=-1)
 class ControllerActor:
-    """Hosts the ClusterController; owns the NodeWorkers it creates."""
+    """Hosts the ClusterController; owns the NodeWorkers it creates.
+
+    Ray restarts it if its process dies; its workers die with it. The restarted controller
+    starts again on the first call it gets and replays the job journal, so queued and
+    interrupted prompts run again and history is kept.
+    """
 
     def __init__(self, spec: ClusterSpec) -> None:
         logging.basicConfig(level=logging.INFO)
         self._spec = spec
         self._workers: list[Any] = []
         self._core: ClusterController | None = None
-        self._started = asyncio.Event()
-        self._start_error: BaseException | None = None
+        self._starting: asyncio.Task[int] | None = None
 
     async def start(self) -> int:
-        try:
-            return await self._start()
-        except BaseException as exc:
-            self._start_error = exc
-            raise
-        finally:
-            self._started.set()
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(self._start())
+        return await asyncio.shield(self._starting)
 
     async def _ready(self) -> ClusterController:
-        """Ingress calls wait here while the workers are still starting."""
-        await self._started.wait()
+        """Ingress calls wait here while the workers are (re)starting."""
+        await self.start()
         if self._core is None:
-            raise RuntimeError(f"controller failed to start: {self._start_error}")
+            raise RuntimeError("controller failed to start")
         return self._core
 
     async def _start(self) -> int:

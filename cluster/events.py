@@ -82,7 +82,10 @@ class EventLog:
         self._changed = None  # waiters hold the old one, which stays set
 
     def since(self, seq: int) -> list[Event]:
-        if seq >= self._seq:
+        if seq > self._seq:
+            # A reader from before a controller restart: everything of this life is new to it.
+            seq = 0
+        if seq == self._seq:
             return []
         first = self._events[0].seq if self._events else self._seq + 1
         start = max(seq + 1 - first, 0)

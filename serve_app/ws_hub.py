@@ -141,7 +141,8 @@ class WebSocketHub:
                 await asyncio.sleep(0.5)
                 continue
             for event in events:
-                self._seq = max(self._seq, event.seq)
+                # Not max(): after a controller restart the log counts from 1 again.
+                self._seq = event.seq
                 try:
                     self._dispatch(event)
                 except Exception:  # one bad event must not stop every socket's feed

@@ -28,7 +28,15 @@ def test_since_returns_only_newer_events() -> None:
     for i in range(5):
         log.emit("t", {"i": i}, None)
     assert [e.data["i"] for e in log.since(3)] == [3, 4]
-    assert log.since(5) == [] and log.since(99) == []
+    assert log.since(5) == []
+
+
+def test_a_reader_ahead_of_the_log_gets_everything() -> None:
+    """A reader that saw more events than this log holds read a controller's earlier life."""
+    log = EventLog()
+    for i in range(3):
+        log.emit("t", {"i": i}, None)
+    assert [e.seq for e in log.since(99)] == [1, 2, 3]
 
 
 def test_progress_bundle_carries_its_parts() -> None:
