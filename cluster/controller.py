@@ -38,6 +38,8 @@ class ControllerConfig:
     cache_mode: str = "ram"
     cache_lru_size: int = 0
     max_concurrent_prompts: int = 1
+    # ram mode: bytes of node outputs the cache may keep (0: unbounded).
+    cache_byte_budget: int = 0
 
 
 class ClusterController:
@@ -56,7 +58,7 @@ class ClusterController:
         self._config = config
         self._custom_validator = custom_validator
         self._refresh_definitions = refresh_definitions
-        self.cache = OutputCache(config.cache_mode, config.cache_lru_size)
+        self.cache = OutputCache(config.cache_mode, config.cache_lru_size, config.cache_byte_budget)
         self.events = EventLog()
         self.queue = JobQueue()
         self.history = History()

@@ -3,7 +3,8 @@
 Entries hold object references (never tensors), so any prompt from any client reuses any
 earlier result. Eviction follows ComfyUI's flags: classic keeps only what the prompts now
 running use, LRU(n) keeps the n most recently used, none keeps nothing, ram keeps
-everything (Ray's object store spills under pressure).
+everything it can within a byte budget (a share of the object store), least recently
+used first out, as ComfyUI's RAM-pressure cache does.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ class CacheEntry:
     outputs: Any  # an object reference (or in-process value) of the node's output lists
     ui: dict[str, list[Any]] | None
     output_lengths: tuple[int, ...] = ()
+    nbytes: int = 0
 
 
 CACHE_MODES = ("classic", "lru", "none", "ram")
 
 
 class OutputCache:
-    def __init__(self, mode: str = "ram", lru_size: int = 0) -> None:
+    def __init__(self, mode: str = "ram", lru_size: int = 0, byte_budget: int = 0) -> None:
+        """`byte_budget` (ram mode; 0 = unbounded): the outputs the cache may keep alive."""
         if mode not in CACHE_MODES:
             raise ValueError(f"cache mode must be one of {CACHE_MODES}, got {mode!r}")
         self.mode = mode
+        self.byte_budget = byte_budget
+        self.nbytes = 0
         self.lru_size = lru_size
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self.hits = 0
@@ -52,11 +57,22 @@ class OutputCache:
     def put(self, key: str, entry: CacheEntry) -> None:
         if self.mode == "none" or key.startswith("uncacheable:"):
             return
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.nbytes -= previous.nbytes
         self._entries[key] = entry
-        self._entries.move_to_end(key)
+        self.nbytes += entry.nbytes
         if self.mode == "lru":
             while len(self._entries) > max(self.lru_size, 0):
-                self._entries.popitem(last=False)
+                self._evict_oldest()
+        elif self.mode == "ram" and self.byte_budget > 0:
+            # The newest entry stays even when it alone is over budget: its prompt uses it.
+            while self.nbytes > self.byte_budget and len(self._entries) > 1:
+                self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        _, entry = self._entries.popitem(last=False)
+        self.nbytes -= entry.nbytes
 
     def retain_only(self, live_keys: Iterable[str]) -> None:
         """Classic mode: drop entries no running prompt uses."""
@@ -64,7 +80,8 @@ class OutputCache:
             return
         keep = set(live_keys)
         for key in [k for k in self._entries if k not in keep]:
-            del self._entries[key]
+            self.nbytes -= self._entries.pop(key).nbytes
 
     def clear(self) -> None:
         self._entries.clear()
+        self.nbytes = 0

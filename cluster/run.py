@@ -281,7 +281,7 @@ class ActiveRun(RunSubmission):
             self.record.blocked(node_id, class_type, notice.message)
         if meta.status == "done":
             self._expansions.pop(node_id, None)
-            entry = CacheEntry(submission.outputs, meta.ui, meta.output_lengths)
+            entry = CacheEntry(submission.outputs, meta.ui, meta.output_lengths, meta.output_bytes)
             self._available[node_id] = entry
             if self._keyer is not None:
                 self._cache.put(self._keyer.key(node_id), entry)

@@ -160,6 +160,8 @@ class NodeResultMeta:
     failure: NodeFailure | None = None
     # Number of items per output slot (lets the control plane report without fetching outputs).
     output_lengths: tuple[int, ...] = ()
+    # Approximate size of the outputs (tensor and array bytes), for the cache's memory budget.
+    output_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,25 @@ def merge_outputs(
     return merged
 
 
+def approx_bytes(value: Any, depth: int = 0) -> int:
+    """Bytes held by tensors, arrays and byte strings inside outputs (other objects: 0).
+    Models and other opaque objects do not count; they are not what fills a cache."""
+    if depth > 6:
+        return 0
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if hasattr(value, "element_size") and hasattr(value, "nelement"):
+        return int(value.element_size() * value.nelement())
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return sum(approx_bytes(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return sum(approx_bytes(v, depth + 1) for v in value.values())
+    return 0
+
+
 def merge_ui(parts: list[dict[str, Any] | None]) -> dict[str, list[Any]] | None:
     """Concatenate per-call UI lists key-wise. The result goes to clients and history as
     JSON, so values that are not JSON (a tensor a node put there) become their str()."""
@@ -280,6 +299,7 @@ class StepRunner:
                 ui=merge_ui(uis),
                 blocked=tuple(notices),
                 output_lengths=tuple(len(o) for o in outputs),
+                output_bytes=approx_bytes(outputs),
             ),
             outputs,
         )

@@ -301,7 +301,7 @@ class NodeWorkerImpl:
         produced_ids: Sequence[str],
         produced: Sequence[Any],
     ) -> tuple[NodeResultMeta, list[list[Any]] | None]:
-        from node_actors.runner import resolve_expansion
+        from node_actors.runner import approx_bytes, resolve_expansion
 
         definition = self.registry.adapter(task.class_type).definition
         slots = len(definition.return_types)
@@ -309,7 +309,11 @@ class NodeWorkerImpl:
             calls, dict(zip(produced_ids, produced, strict=True)), definition.output_is_list, slots
         )
         return (
-            NodeResultMeta(status="done", output_lengths=tuple(len(o) for o in outputs)),
+            NodeResultMeta(
+                status="done",
+                output_lengths=tuple(len(o) for o in outputs),
+                output_bytes=approx_bytes(outputs),
+            ),
             outputs,
         )
 

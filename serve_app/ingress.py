@@ -228,6 +228,8 @@ def cluster_spec(settings: Any) -> ClusterSpec:
             cache_mode=settings.cache_mode,
             cache_lru_size=settings.cache_lru_size,
             max_concurrent_prompts=max(1, workers),
+            # Half the object store: the rest is for the prompts running now.
+            cache_byte_budget=int(ray.cluster_resources().get("object_store_memory", 0) // 2),
         ),
     )
 

@@ -92,3 +92,36 @@ def test_clear_drops_everything() -> None:
     cache.put("a", entry("a"))
     cache.clear()
     assert len(cache) == 0 and cache.get("a") is None
+
+
+def test_ram_mode_evicts_least_recently_used_outputs_over_its_byte_budget() -> None:
+    from cluster.output_cache import CacheEntry, OutputCache
+
+    cache = OutputCache("ram", byte_budget=100)
+    cache.put("a", CacheEntry("ref-a", None, (), nbytes=40))
+    cache.put("b", CacheEntry("ref-b", None, (), nbytes=40))
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put("c", CacheEntry("ref-c", None, (), nbytes=40))
+    assert cache.peek("b") is None
+    assert cache.peek("a") is not None and cache.peek("c") is not None
+    assert cache.nbytes == 80
+
+
+def test_ram_mode_keeps_the_newest_entry_even_over_budget() -> None:
+    from cluster.output_cache import CacheEntry, OutputCache
+
+    cache = OutputCache("ram", byte_budget=10)
+    cache.put("small", CacheEntry("s", None, (), nbytes=5))
+    cache.put("huge", CacheEntry("h", None, (), nbytes=500))
+    assert cache.peek("small") is None and cache.peek("huge") is not None
+    cache.clear()
+    assert cache.nbytes == 0 and len(cache) == 0
+
+
+def test_replacing_an_entry_counts_its_bytes_once() -> None:
+    from cluster.output_cache import CacheEntry, OutputCache
+
+    cache = OutputCache("ram", byte_budget=1000)
+    cache.put("k", CacheEntry("1", None, (), nbytes=300))
+    cache.put("k", CacheEntry("2", None, (), nbytes=200))
+    assert cache.nbytes == 200

@@ -540,3 +540,14 @@ def test_resolve_expansion_with_a_missing_producer_or_no_result() -> None:
 @pytest.mark.parametrize("slots", [0, 1, 3])
 def test_resolve_expansion_always_gives_one_list_per_slot(slots: int) -> None:
     assert len(resolve_expansion((), {}, (), slots)) == slots
+
+
+def test_approx_bytes_counts_tensors_arrays_and_bytes_in_output_lists() -> None:
+    import numpy as np
+    import torch
+
+    from node_actors.runner import approx_bytes
+
+    outputs = [[torch.zeros(2, 4, 4, 3)], [np.zeros(10, dtype=np.uint8), b"abc"], [{"s": "x"}]]
+    assert approx_bytes(outputs) == 2 * 4 * 4 * 3 * 4 + 10 + 3
+    assert approx_bytes([[object()]]) == 0
