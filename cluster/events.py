@@ -9,6 +9,7 @@ feature flags call for (binary type 4 with metadata, or the legacy type 1).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -47,10 +48,17 @@ class EventSink(Protocol):
 
 
 class EventLog:
-    """A bounded, sequence-numbered log; readers ask for everything after a seq."""
+    """A bounded, sequence-numbered log; readers ask for everything after a seq.
 
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._events: deque[Event] = deque(maxlen=capacity)
+    Bounded in events and in preview bytes: replicas read it within milliseconds, so old
+    events only matter to a replica that fell behind, and previews must not pile up.
+    """
+
+    def __init__(self, capacity: int = 10_000, preview_bytes: int = 32 * 1024 * 1024) -> None:
+        self._events: deque[Event] = deque()
+        self._capacity = capacity
+        self._preview_budget = preview_bytes
+        self._preview_bytes = 0
         self._seq = 0
         self._changed: asyncio.Event | None = None
 
@@ -77,6 +85,14 @@ class EventLog:
         self._events.append(
             Event(self._seq, type_, data, target, progress_state, progress, preview)
         )
+        if preview is not None:
+            self._preview_bytes += len(preview.data)
+        while len(self._events) > 1 and (
+            len(self._events) > self._capacity or self._preview_bytes > self._preview_budget
+        ):
+            dropped = self._events.popleft()
+            if dropped.preview is not None:
+                self._preview_bytes -= len(dropped.preview.data)
         signal = self._signal()
         signal.set()
         self._changed = None  # waiters hold the old one, which stays set
@@ -89,7 +105,7 @@ class EventLog:
             return []
         first = self._events[0].seq if self._events else self._seq + 1
         start = max(seq + 1 - first, 0)
-        return list(self._events)[start:]
+        return list(itertools.islice(self._events, start, None))
 
     async def wait_since(self, seq: int, timeout: float, linger: float = 0.001) -> list[Event]:
         """Events after `seq`, waiting up to `timeout` for the first one, then `linger`

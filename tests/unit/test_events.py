@@ -167,3 +167,20 @@ def test_updates_and_failures_of_unknown_nodes_are_ignored() -> None:
     registry.update("ghost", 1, 2)
     registry.fail("ghost")
     assert registry.message() == {"prompt_id": "p", "nodes": {}}
+
+
+def test_the_log_drops_its_oldest_events_past_its_preview_byte_budget() -> None:
+    log = EventLog(capacity=100, preview_bytes=250)
+    for _ in range(5):
+        log.emit("progress_bundle", {}, None, preview=PreviewFrame("image/png", b"x" * 100))
+    kept = log.since(0)
+    assert [e.seq for e in kept] == [4, 5]
+    log.emit("status", {}, None)
+    assert [e.seq for e in log.since(3)] == [4, 5, 6]
+
+
+def test_the_log_keeps_at_most_capacity_events() -> None:
+    log = EventLog(capacity=3)
+    for i in range(10):
+        log.emit("t", {"i": i}, None)
+    assert [e.seq for e in log.since(0)] == [8, 9, 10]
