@@ -19,6 +19,7 @@ from cluster.errors import PromptValidationError, error_dict
 from cluster.events import EventLog, PreviewFrame
 from cluster.executor import NodeExecutor
 from cluster.history import History
+from cluster.job_store import JobStore
 from cluster.jobs import JobsQuery, job_detail, list_jobs
 from cluster.output_cache import OutputCache
 from cluster.queue import JobQueue, QueueItem
@@ -54,7 +55,6 @@ class ClusterController:
     ) -> None:
         self.definitions: dict[str, NodeDefinition] = dict(definitions)
         self._executor = executor
-        self._journal = journal
         self._config = config
         self._custom_validator = custom_validator
         self._refresh_definitions = refresh_definitions
@@ -64,53 +64,8 @@ class ClusterController:
         self.history = History()
         self._runs: dict[str, ActiveRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._number = 0
-        self._replay()
-
-    # --- durability -------------------------------------------------------------------------
-
-    def _replay(self) -> None:
-        if self._journal is None:
-            return
-        for record in self._journal.replay():
-            op = record.get("op")
-            if op == "queued":
-                item = QueueItem.from_record(record["item"])
-                self.queue.put(item)
-                if isinstance(item.number, int | float):
-                    self._number = max(self._number, int(abs(item.number)) + 1)
-            elif op == "removed":
-                self.queue.delete(record.get("ids", []))
-            elif op == "finished":
-                self.queue.delete([record["prompt_id"]])
-                self.history.add(record["prompt_id"], record["entry"])
-            elif op == "history_deleted":
-                self.history.delete(record.get("ids", []))
-            elif op == "history_cleared":
-                self.history.clear()
-        pending = self.queue.pending_count()
-        if pending:
-            logger.info("job journal: %d queued prompts picked up again", pending)
-        self._compact()
-
-    def _write(self, record: dict[str, Any]) -> None:
-        if self._journal is not None:
-            # Compact before appending: callers apply `record` to memory only after this
-            # returns, so a snapshot taken after the append would miss it.
-            if self._journal.needs_compaction():
-                self._compact()
-            self._journal.append(record)
-
-    def _compact(self) -> None:
-        if self._journal is None:
-            return
-        records: list[dict[str, Any]] = [
-            {"op": "finished", "prompt_id": p, "entry": e} for p, e in self.history.items()
-        ]
-        # Prompts that were running when the controller stopped run again.
-        for item in self.queue.running_items() + self.queue.pending_items():
-            records.append({"op": "queued", "item": item.to_record()})
-        self._journal.rewrite(records)
+        self._store = JobStore(journal, self.queue, self.history)
+        self._number = self._store.replay()
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -231,7 +186,7 @@ class ClusterController:
         item = QueueItem(
             number, prompt_id, validated.prompt, extra_data, validated.outputs, sensitive
         )
-        self._write({"op": "queued", "item": item.to_record()})
+        self._store.write({"op": "queued", "item": item.to_record()})
         self.queue.put(item)
         logger.info("prompt %s queued as number %s", prompt_id, number)
         self._broadcast_status()
@@ -308,7 +263,7 @@ class ClusterController:
             "meta": outcome.meta,
         }
         try:
-            self._write({"op": "finished", "prompt_id": item.prompt_id, "entry": entry})
+            self._store.write({"op": "finished", "prompt_id": item.prompt_id, "entry": entry})
         except Exception:
             logger.exception("prompt %s: could not journal its history", item.prompt_id)
         self.history.add(item.prompt_id, entry)
@@ -341,7 +296,7 @@ class ClusterController:
         if delete:
             removed += self.queue.delete(delete)
         if removed:
-            self._write({"op": "removed", "ids": removed})
+            self._store.write({"op": "removed", "ids": removed})
         # ComfyUI announces a wipe always, a delete only when it removed something.
         if clear or removed:
             self._broadcast_status()
@@ -363,7 +318,7 @@ class ClusterController:
         if prompt_id in self._runs:
             return await self.interrupt(prompt_id)
         if self.queue.delete([prompt_id]):
-            self._write({"op": "removed", "ids": [prompt_id]})
+            self._store.write({"op": "removed", "ids": [prompt_id]})
             self._broadcast_status()
             return True
         return False
@@ -386,12 +341,12 @@ class ClusterController:
 
     def manage_history(self, clear: bool = False, delete: list[str] | None = None) -> None:
         if clear:
-            self._write({"op": "history_cleared"})
+            self._store.write({"op": "history_cleared"})
             self.history.clear()
         if delete:
             removed = self.history.delete(delete)
             if removed:
-                self._write({"op": "history_deleted", "ids": removed})
+                self._store.write({"op": "history_deleted", "ids": removed})
 
     def list_jobs(self, query: JobsQuery) -> dict[str, Any]:
         return list_jobs(
@@ -419,5 +374,4 @@ class ClusterController:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._journal is not None:
-            self._journal.close()
+        self._store.close()
