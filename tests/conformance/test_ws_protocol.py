@@ -289,7 +289,10 @@ def test_reconnect_during_a_run_keeps_receiving_it(comfy: ComfyClient) -> None:
 
 def preview_run(comfy: ComfyClient, steps: int, flags: dict[str, Any] | None) -> tuple[Run, str]:
     g = Graph()
-    node = g.node("StubPreviewProgress", steps=steps)
+    # An undeclared constant is never passed to the node but is part of its cache key (as in
+    # ComfyUI): two runs with the same `steps` in a row would otherwise be a cache hit, and a
+    # cached node sends no progress.
+    node = g.node("StubPreviewProgress", steps=steps, run_nonce=uuid.uuid4().hex)
     return comfy.run(g.prompt(), feature_flags=flags), node.node_id
 
 
