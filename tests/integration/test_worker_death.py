@@ -61,6 +61,15 @@ def test_a_killed_worker_fails_its_prompt_and_the_server_recovers(tmp_path: Path
         error = next(data for kind, data in status["messages"] if kind == "execution_error")
         assert error["node_id"] in {"s", "p", "o"}
 
+        # Ray restarts the worker; /system_stats answers once every worker does again.
+        # (A prompt submitted while the worker is still restarting can fail: noted in the
+        # issue as a gap.)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stats = httpx.get(f"{server.url}/system_stats", timeout=30)
+            if stats.status_code == 200 and stats.json()["devices"]:
+                break
+            time.sleep(0.5)
         after = run(server.url, pid_prompt("after", 0.0))
         assert after["status"]["status_str"] == "success"
         assert int(after["outputs"]["o"]["text"][0]) != worker_pid
