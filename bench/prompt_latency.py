@@ -290,7 +290,8 @@ def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
     head = (
         f"`{command}`, {report['date']}, {machine['cpus']} CPUs ({machine['arch']}, shared "
         f"with other work: load average {machine['loadavg_start']:.1f} before, "
-        f"{machine['loadavg_end']:.1f} after), `--cache-classic`. Prompt: EmptyImage(64x64) -> ImageInvert -> SaveImage. "
+        f"{machine['loadavg_end']:.1f} after), `--cache-classic`, "
+        f"`http_proxy: {report['http_proxy']}`. Prompt: EmptyImage(64x64) -> ImageInvert -> SaveImage. "
         "baseline = the same engine and node library in one process (tests/engine/harness.py, "
         "no Ray, no HTTP), measured in the same run; reference = ComfyUI on the reference "
         f"machine (the issue): {REFERENCE_LATENCY_MS:.0f} ms per prompt, "
@@ -376,7 +377,12 @@ def results_sections(report: dict[str, Any], command: str) -> dict[str, str]:
         "first run that computed it; every node is a cache hit.\n\n"
         "| target | median ms | p90 ms | x baseline |\n|---|---|---|---|\n" + cached_rows + "\n"
     )
-    return {"latency": latency, "throughput": throughput, "cached": cached}
+    suffix = "" if report["http_proxy"] == "python" else f" (http_proxy: {report['http_proxy']})"
+    return {
+        "latency" + suffix: latency,
+        "throughput" + suffix: throughput,
+        "cached" + suffix: cached,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -392,6 +398,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-ray-probe", action="store_true", help="skip bare Ray call timings")
     parser.add_argument("--json", type=Path, help="also write the JSON results to this file")
     parser.add_argument("--record", action="store_true", help="write our RESULTS.md sections")
+    parser.add_argument(
+        "--http-proxy",
+        choices=("python", "haproxy"),
+        default="python",
+        help="the server's http_proxy setting (python); haproxy records its own sections",
+    )
     return parser.parse_args(argv)
 
 
@@ -403,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     # The harness loads the test stub packs, some of which fail on purpose: not news here.
     logging.getLogger("node_actors.custom_nodes").setLevel(logging.CRITICAL)
+    # start_server passes our environment on to `comfyray serve`.
+    os.environ["COMFYRAY_HTTP_PROXY"] = args.http_proxy
     counts = Counts(5, 10, 5) if args.quick else Counts(args.latency, args.throughput, args.cached)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     tags = Tags(1)
@@ -425,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_end": os.getloadavg()[0],
         },
         "counts": vars(counts),
+        "http_proxy": args.http_proxy,
         "reference": {
             "latency_ms": REFERENCE_LATENCY_MS,
             "throughput_pps": REFERENCE_THROUGHPUT_PPS,
