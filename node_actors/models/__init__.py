@@ -1,0 +1,1 @@
+"""Model code: checkpoint loading, text encoders, LoRA, and the worker's model cache."""
