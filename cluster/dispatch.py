@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import ray
 
 from cluster.controller import ClusterController, ControllerConfig
 from cluster.executor import IsChangedRequest, Submission
+from cluster.placement import Placement
 from node_actors.protocol import (
     ChainStep,
     ExpansionCall,
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 CONTROLLER_NAME = "comfyray_controller"
 NAMESPACE = "comfyray"
-MAX_TRACKED_REFS = 100_000
 
 
 @dataclass
@@ -63,27 +62,45 @@ class RayExecutor:
     it already holds."""
 
     def __init__(self, workers: Sequence[Any]) -> None:
-        self._workers = list(workers)
-        self._load = [0] * len(self._workers)
-        self._producer: OrderedDict[str, int] = OrderedDict()
+        from ray.util.metrics import Counter
 
-    def _pick(self, upstream: Sequence[Any]) -> int:
-        local = [0] * len(self._workers)
-        for ref in upstream:
-            owner = self._producer.get(ref.hex()) if hasattr(ref, "hex") else None
-            if owner is not None:
-                local[owner] += 1
-        # Holding an input counts like one and a half queued steps: a chain stays on one
-        # worker, while a second branch from the same input goes to an idle worker.
-        return min(
-            range(len(self._workers)),
-            key=lambda i: (self._load[i] - 1.5 * min(local[i], 1), self._load[i], i),
+        self._workers = list(workers)
+        self._placement = Placement(len(self._workers))
+        self._load = self._placement.load
+        # Exported with Ray's metrics (its Prometheus endpoint); hit rate = hits / placements.
+        self._placements_metric = Counter(
+            "comfyray_model_placements",
+            description="steps placed whose inputs carry models",
+        )
+        self._hits_metric = Counter(
+            "comfyray_model_placement_hits",
+            description="steps placed on a worker already holding their models",
         )
 
+    def _pick(self, upstream: Sequence[Any]) -> int:
+        stats = self._placement.stats
+        before = (stats.placements_with_models, stats.model_hits)
+        worker = self._placement.pick([ref.hex() for ref in upstream if hasattr(ref, "hex")])
+        if stats.placements_with_models > before[0]:
+            self._placements_metric.inc()
+            if stats.model_hits > before[1]:
+                self._hits_metric.inc()
+            logger.debug("model placement hit rate %.2f", stats.hit_rate or 0.0)
+        return worker
+
     def _track(self, ref: Any, worker: int) -> None:
-        self._producer[ref.hex()] = worker
-        while len(self._producer) > MAX_TRACKED_REFS:
-            self._producer.popitem(last=False)
+        self._placement.produced(worker, [ref.hex()])
+
+    def _record(self, worker: int, ref: Any, meta: NodeResultMeta) -> None:
+        self._placement.result(worker, ref.hex(), meta.model_keys, meta.held_models)
+
+    def placement_stats(self) -> dict[str, Any]:
+        stats = self._placement.stats
+        return {
+            "placements_with_models": stats.placements_with_models,
+            "model_hits": stats.model_hits,
+            "hit_rate": stats.hit_rate,
+        }
 
     def _submission(self, worker: int, meta_ref: Any, out_ref: Any, task: NodeTask) -> Submission:
         self._load[worker] += 1
@@ -91,7 +108,9 @@ class RayExecutor:
 
         async def meta() -> NodeResultMeta:
             try:
-                return await meta_ref
+                result: NodeResultMeta = await meta_ref
+                self._record(worker, out_ref, result)
+                return result
             except Exception as exc:  # the worker died or the call broke
                 logger.warning(
                     "prompt %s node %s: worker %d call failed: %s",
@@ -124,7 +143,10 @@ class RayExecutor:
 
         async def all_metas() -> list[NodeResultMeta]:
             try:
-                return await metas_ref
+                metas: list[NodeResultMeta] = await metas_ref
+                for ref, result in zip(out_refs, metas, strict=False):
+                    self._record(worker, ref, result)
+                return metas
             except Exception as exc:  # the worker died or the call broke
                 logger.warning(
                     "prompt %s: chain of %d steps on worker %d failed: %s",
@@ -173,6 +195,8 @@ class RayExecutor:
             *(w.free.remote(unload_models, free_memory) for w in self._workers),
             return_exceptions=True,
         )
+        if unload_models or free_memory:
+            self._placement.forget_models()
 
     async def interrupt(self, prompt_id: str) -> None:
         await asyncio.gather(
@@ -309,9 +333,9 @@ class ControllerActor:
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         return (await self._ready()).get_job(job_id)
 
-    async def models_query(self, what: str, folder: str | None) -> Any:
+    async def models_query(self, what: str, folder: str | None, detail: Any = None) -> Any:
         await self._ready()
-        return await self._workers[0].models_query.remote(what, folder)
+        return await self._workers[0].models_query.remote(what, folder, detail)
 
     async def workers_info(self) -> list[dict[str, Any]]:
         await self._ready()

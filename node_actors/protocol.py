@@ -162,6 +162,11 @@ class NodeResultMeta:
     output_lengths: tuple[int, ...] = ()
     # Approximate size of the outputs (tensor and array bytes), for the cache's memory budget.
     output_bytes: int = 0
+    # Cache keys of the models (ModelRefs) inside the outputs: the scheduler sends the steps
+    # that take these outputs to a worker already holding those models.
+    model_keys: tuple[str, ...] = ()
+    # The models the worker's cache holds after this step (None: not reported).
+    held_models: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

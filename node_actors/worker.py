@@ -107,8 +107,8 @@ class NodeWorker:
         return self._impl.object_info_for(class_type)
 
     @ray.method(concurrency_group="control")
-    def models_query(self, what: str, folder: str | None) -> Any:
-        return self._impl.models_query(what, folder)
+    def models_query(self, what: str, folder: str | None, detail: Any = None) -> Any:
+        return self._impl.models_query(what, folder, detail)
 
     @ray.method(concurrency_group="run", num_returns=2)
     def run_node(self, task: NodeTask, *upstream: Any) -> tuple[Any, Any]:

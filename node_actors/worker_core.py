@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import io
 import logging
 import math
@@ -56,6 +57,40 @@ class WorkerConfig:
     custom_node_dirs: list[str] = field(default_factory=list)
     cpu_only: bool = True
     keep_instances: bool = True
+    # The model cache's memory budget (RAM on CPU, VRAM on GPU); 0 picks half of the device's.
+    model_cache_bytes: int = 0
+    # Models that stay loaded whatever the budget: "folder/file" names, e.g. "checkpoints/x.safetensors".
+    pinned_models: list[str] = field(default_factory=list)
+
+
+def _model_runtime(folders: Any, config: WorkerConfig) -> Any:
+    from node_actors.models import runtime
+
+    budget = config.model_cache_bytes
+    device = "cpu" if config.cpu_only else _accelerator()
+    if budget <= 0:
+        budget = _device_memory(device) // 2
+    models = runtime.ModelRuntime(
+        folders, budget_bytes=budget, device=device, pinned=config.pinned_models
+    )
+    runtime.install(models)
+    return models
+
+
+def _accelerator() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _device_memory(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    from node_actors.devices import memory
+
+    return int(memory()[0])
 
 
 def encode_preview(preview: Preview) -> tuple[str, bytes]:
@@ -126,6 +161,7 @@ class NodeWorkerImpl:
             custom_dirs.insert(0, default_custom)
         install(folders)
         self.folders = folders
+        self.models = _model_runtime(folders, config)
         self.registry, failures = build_default_registry(folders, custom_dirs)
         self.load_failures = [f"{f.path}: {f.error}" for f in failures]
         self.runner = StepRunner(
@@ -167,7 +203,9 @@ class NodeWorkerImpl:
         self.flag(prompt_id).set()
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
-        # Models arrive with the model-loading nodes; node instances are the objects cache.
+        if unload_models or free_memory:
+            self.models.free()
+            logger.info("worker %d: models unloaded", self.index)
         if free_memory:
             self.runner.forget_instances()
             logger.info("worker %d: node instances dropped (free_memory)", self.index)
@@ -197,10 +235,10 @@ class NodeWorkerImpl:
             "web_directories": {k: str(v) for k, v in self.registry.web_directories.items()},
         }
 
-    def models_query(self, what: str, folder: str | None) -> Any:
+    def models_query(self, what: str, folder: str | None, detail: Any = None) -> Any:
         from node_actors.model_listing import models_query
 
-        return models_query(self.folders, what, folder)
+        return models_query(self.folders, what, folder, detail)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -253,7 +291,16 @@ class NodeWorkerImpl:
         finally:
             reset_current(token)
         self._barrier(task, reported)
-        return meta, outputs
+        return self._with_models(meta, outputs), outputs
+
+    def _with_models(self, meta: NodeResultMeta, outputs: list[list[Any]] | None) -> NodeResultMeta:
+        from node_actors.models.model_ref import model_keys_in
+
+        keys = tuple(sorted(model_keys_in(outputs))) if outputs is not None else ()
+        held = self.models.held_keys()
+        if not keys and not held:
+            return meta
+        return dataclasses.replace(meta, model_keys=keys, held_models=held)
 
     def run_chain(
         self, steps: Sequence[ChainStep], args: Sequence[Any]

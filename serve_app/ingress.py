@@ -139,6 +139,11 @@ class RayBackend:
     async def experiment_models_in(self, folder: str) -> list[dict] | None:
         return await _call(self._controller.models_query, "experiment_files", folder)
 
+    async def model_preview(
+        self, folder: str, path_index: int, filename: str
+    ) -> tuple[int, bytes | str]:
+        return await _call(self._controller.models_query, "preview", folder, (path_index, filename))
+
     async def system_stats(self) -> dict:
         workers = await _call(self._controller.workers_info)
         head = workers[0] if workers else {}
@@ -201,6 +206,15 @@ class ComfyIngress:
     """The HTTP/WS edge; its app comes from build_replica_app."""
 
 
+def _default_model_cache(workers: int, gpus: float) -> int:
+    """0 lets a GPU worker take half its own VRAM; CPU workers share half of this machine's RAM."""
+    if gpus >= workers and gpus > 0:
+        return 0
+    from node_actors.devices import memory
+
+    return int(memory()[0] // (2 * max(1, workers)))
+
+
 def cluster_spec(settings: Any) -> ClusterSpec:
     from node_actors.worker_core import WorkerConfig
 
@@ -216,9 +230,13 @@ def cluster_spec(settings: Any) -> ClusterSpec:
         custom_node_dirs=custom_dirs,
         cpu_only=settings.cpu,
         keep_instances=settings.cache_mode != "none",
+        pinned_models=list(settings.pinned_models),
     )
     gpus = 0.0 if settings.cpu else float(ray.cluster_resources().get("GPU", 0))
     workers = int(settings.workers or 1)
+    worker_config.model_cache_bytes = settings.model_cache_bytes or _default_model_cache(
+        workers, gpus
+    )
     return ClusterSpec(
         worker_count=workers,
         worker_config=worker_config,

@@ -136,6 +136,16 @@ class ServeSettings(BaseSettings):
     cache_lru_size: int = Field(0, ge=0)
     multi_user: bool = False
     workers: int | None = Field(None, ge=1, description="worker actors; default: GPUs, or 1")
+    model_cache_bytes: int = Field(
+        0,
+        ge=0,
+        description="each worker's model cache budget (VRAM on GPU, RAM on CPU); 0: half the "
+        "device's memory (on CPU shared by the workers)",
+    )
+    pinned_models: list[str] = Field(
+        default_factory=list,
+        description="models every worker keeps loaded: folder/file names, e.g. checkpoints/x.safetensors",
+    )
     ray_address: str | None = Field(
         None,
         validation_alias=AliasChoices("ray_address", "COMFYRAY_RAY_ADDRESS", "RAY_ADDRESS"),

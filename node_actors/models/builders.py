@@ -85,10 +85,18 @@ def _fit_text_model_prefix(state: dict[str, Any], expected: set[str]) -> dict[st
 def _instantiate(
     factory: Callable[[], torch.nn.Module], state: dict[str, Any], dtype: torch.dtype, what: str
 ) -> Any:
-    # accelerate's empty-weights context patches nn.Module for the whole process, not the
-    # thread: two workers threads building at once would unpatch each other's patch and leave
-    # every later module's parameters on the meta device. One build at a time.
-    with _BUILD_LOCK, init_empty_weights():
+    # accelerate's empty-weights context patches nn.Module.register_parameter for the whole
+    # process, not the thread: while it is active, a parameter another thread registers (a
+    # second build, or load_state_dict(assign=True) finishing one) lands on the meta device,
+    # and two overlapping contexts can leave the patch in place for good. One build at a time.
+    with _BUILD_LOCK:
+        return _build_and_load(factory, state, dtype, what)
+
+
+def _build_and_load(
+    factory: Callable[[], torch.nn.Module], state: dict[str, Any], dtype: torch.dtype, what: str
+) -> Any:
+    with init_empty_weights():
         model = factory()
     expected = dict(model.state_dict())
     state = _fit_text_model_prefix(state, set(expected))

@@ -219,16 +219,21 @@ def apply_lora(
     lora: Mapping[str, Tensor],
     prefixes: Sequence[str],
     strength: float,
+    aliases: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Merge `lora` into `model` in place at `strength`; returns the patched module names.
 
-    A target whose update does not have its weight's shape (a LoRA made for another model
-    family) is skipped with a warning, as are keys that fit no module; neither is an error,
-    because ComfyUI loads such LoRAs partially too.
+    `aliases` maps other names of modules (the original LDM names that kohya's SDXL LoRAs use)
+    to the model's own. A target whose update does not have its weight's shape (a LoRA made
+    for another model family) is skipped with a warning, as are keys that fit no module;
+    neither is an error, because ComfyUI loads such LoRAs partially too.
     """
     if strength == 0:
         return []
     modules = dict(model.named_modules())
+    for alias, real in (aliases or {}).items():
+        if real in modules and alias not in modules:
+            modules[alias] = modules[real]
     targets, unmatched = _match(lora, modules, prefixes)
     if unmatched:
         logger.warning(

@@ -37,6 +37,23 @@ CLIP_LORA_PREFIXES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+def ldm_module_names(unet: Any) -> dict[str, str]:
+    """Original (LDM) module name -> the diffusers UNet's own, for LoRAs keyed the old way."""
+    from node_actors.models.ldm_layout import unet_to_ldm
+
+    state = unet.state_dict()
+    try:
+        renamed = unet_to_ldm(state)
+    except KeyError:
+        return {}
+    aliases: dict[str, str] = {}
+    # unet_to_ldm keeps the order of the keys it renames.
+    for ours, ldm in zip(state, renamed, strict=True):
+        if ours.endswith(".weight") and ldm.endswith(".weight"):
+            aliases[ldm.removesuffix(".weight")] = ours.removesuffix(".weight")
+    return aliases
+
+
 class ModelFileError(ValueError):
     """A model file named by a node is missing or cannot be used."""
 
@@ -137,8 +154,10 @@ class ModelRuntime:
 
             family, module = base
             patched = copy.deepcopy(module)
+            aliases = ldm_module_names(patched)
             for patch in ref.patches:
-                apply_lora(patched, load_lora(Path(patch.path)), UNET_LORA_PREFIXES, patch.strength)
+                weights = load_lora(Path(patch.path))
+                apply_lora(patched, weights, UNET_LORA_PREFIXES, patch.strength, aliases)
             return family, patched
 
         return self._cached(ref, ref.cache_key(), load_patched, "unet+lora")

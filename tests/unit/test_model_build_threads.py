@@ -19,7 +19,14 @@ def test_concurrent_builds_do_not_leak_the_empty_weights_patch(tmp_path: Path) -
     def load(path: Path, part: str) -> None:
         try:
             for _ in range(3):
-                load_checkpoint(path, unet=part == "unet", clip=part == "clip", vae=part == "vae")
+                loaded = load_checkpoint(
+                    path, unet=part == "unet", clip=part == "clip", vae=part == "vae"
+                )
+                modules = [loaded.unet, loaded.vae]
+                modules += list(loaded.clip.encoders().values()) if loaded.clip else []
+                for module in modules:
+                    if module is not None and any(p.is_meta for p in module.parameters()):
+                        raise AssertionError(f"{path.name} {part}: parameters on meta")
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
@@ -33,5 +40,9 @@ def test_concurrent_builds_do_not_leak_the_empty_weights_patch(tmp_path: Path) -
     for thread in threads:
         thread.join()
     assert failures == []
-    # A module made afterwards, anywhere in the process, has real weights.
+    # Every module loaded has real weights, and so does one made afterwards.
+    for path in (sd1, sdxl):
+        loaded = load_checkpoint(path)
+        for module in (loaded.unet, loaded.vae, *loaded.clip.encoders().values()):
+            assert not any(p.is_meta for p in module.parameters())
     assert torch.nn.Linear(2, 2).weight.device.type == "cpu"
