@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -37,8 +40,66 @@ def _experiment_files(folders: FolderPaths, folder: str) -> list[dict[str, Any]]
     return entries
 
 
-def models_query(folders: FolderPaths, what: str, folder: str | None) -> Any:
+def model_preview(
+    folders: FolderPaths, folder: str, path_index: int, filename: str
+) -> tuple[int, bytes | str]:
+    """(200, WebP bytes) of the preview image kept beside a model file, or (status, message):
+    400 for an empty name, 403 for a name leaving its folder, 404 when there is none."""
+    if not filename or "\x00" in filename:
+        return 400, "Invalid filename"
     known = folders.folder_names_and_paths
+    if folder not in known or folder in HIDDEN_FOLDERS:
+        return 404, f"Unknown model folder: {folder}"
+    roots = folders.get_folder_paths(folder)
+    if path_index < 0 or path_index >= len(roots):
+        return 404, f"No path {path_index} for model folder {folder}"
+    root = Path(roots[path_index]).resolve()
+    target = (root / filename).resolve()
+    if not target.is_relative_to(root) or Path(filename).is_absolute():
+        return 403, "Path is outside the model folder"
+    stem = target.with_suffix("")
+    for candidate in (
+        stem.with_name(stem.name + ".png"),
+        stem.with_name(stem.name + ".preview.png"),
+    ):
+        if candidate.is_file() and candidate.resolve().is_relative_to(root):
+            return 200, _webp(candidate.read_bytes())
+    cover = _safetensors_cover(target)
+    if cover is not None:
+        return 200, _webp(cover)
+    return 404, "No preview found"
+
+
+def _webp(data: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        out = io.BytesIO()
+        image.save(out, format="WEBP")
+        return out.getvalue()
+
+
+def _safetensors_cover(path: Path) -> bytes | None:
+    """The first `ssmd_cover_images` entry (base64 image) of a safetensors file's metadata."""
+    if path.suffix.lower() not in {".safetensors", ".sft"} or not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if size <= 0 or size > 100 * 1024 * 1024:
+                return None
+            header = json.loads(handle.read(size))
+        covers = json.loads(header.get("__metadata__", {}).get("ssmd_cover_images", "[]"))
+        return base64.b64decode(covers[0]) if covers else None
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def models_query(folders: FolderPaths, what: str, folder: str | None, detail: Any = None) -> Any:
+    known = folders.folder_names_and_paths
+    if what == "preview":
+        path_index, filename = detail
+        return model_preview(folders, folder or "", int(path_index), str(filename))
     if what == "embeddings":
         return [Path(n).with_suffix("").as_posix() for n in folders.get_filename_list("embeddings")]
     if what == "folders":

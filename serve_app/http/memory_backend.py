@@ -51,6 +51,7 @@ class InMemoryBackend:
         self.node_info = node_info or {}
         self.model_files = model_files or {}
         self.embedding_names = embeddings or []
+        self.model_previews: dict[tuple[str, int, str], bytes] = {}
         self.stats = system_stats or {"system": {}, "devices": []}
         self.feature_flags = dict(DEFAULT_FEATURES)
         self._counter = 0
@@ -207,6 +208,12 @@ class InMemoryBackend:
         if files is None:
             return None
         return [{"name": name, "pathIndex": 0} for name in sorted(files)]
+
+    async def model_preview(
+        self, folder: str, path_index: int, filename: str
+    ) -> tuple[int, bytes | str]:
+        preview = self.model_previews.get((folder, path_index, filename))
+        return (200, preview) if preview is not None else (404, "No preview found")
 
     async def system_stats(self) -> dict:
         return self.stats

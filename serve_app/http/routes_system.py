@@ -68,6 +68,15 @@ async def get_experiment_models_in(folder: str, backend: BackendDep) -> Response
     return json_response(files)
 
 
+async def get_model_preview(
+    folder: str, path_index: int, filename: str, backend: BackendDep
+) -> Response:
+    status, body = await backend.model_preview(folder, path_index, filename)
+    if status == 200 and isinstance(body, bytes):
+        return Response(body, media_type="image/webp")
+    return json_response({"error": str(body)}, status)
+
+
 def build_system_router() -> APIRouter:
     """Routes declared at their bare paths; mount them with RouteFamily.COMFY."""
     router = APIRouter()
@@ -144,6 +153,21 @@ def build_system_router() -> APIRouter:
         tags=["model"],
         summary="List model folders with their paths",
         response_model=list[ModelFolder],
+    )
+    router.add_api_route(
+        "/experiment/models/preview/{folder}/{path_index}/{filename:path}",
+        get_model_preview,
+        methods=["GET"],
+        operation_id="getModelPreview",
+        tags=["model"],
+        summary="Get model preview image",
+        description="Returns the preview image associated with a model file, if one exists "
+        "alongside the model on disk.",
+        response_class=Response,
+        responses={
+            200: {"description": "Preview image (WebP)", "content": {"image/webp": {}}},
+            404: {"description": "Preview not found"},
+        },
     )
     router.add_api_route(
         "/experiment/models/{folder}",

@@ -12,7 +12,11 @@ from tests.server_process import ServerProcess, start_server
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    from tests.model_library import populate_models
+
     base = tmp_path_factory.mktemp("conformance_server")
+    # Before the server starts: loader combos list the files present when workers start.
+    populate_models(base)
     process = start_server(base, "--workers", "2", "--cache-classic")
     try:
         yield process

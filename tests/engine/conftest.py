@@ -10,7 +10,12 @@ import pytest
 
 @pytest.fixture(scope="session")
 def engine_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("engine_base")
+    from tests.model_library import populate_models
+
+    base = tmp_path_factory.mktemp("engine_base")
+    # Before the first worker starts: loader combos list the files present then.
+    populate_models(base)
+    return base
 
 
 @pytest.fixture
