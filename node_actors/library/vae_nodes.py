@@ -96,6 +96,32 @@ def run_tiled(
     return total / weight.clamp_min(1e-8)
 
 
+def _temporal_inputs(verb: str) -> dict[str, Any]:
+    """The video-VAE inputs the tiled nodes declare (image VAEs ignore them)."""
+    return {
+        "temporal_size": (
+            "INT",
+            {
+                "default": 64,
+                "min": 8,
+                "max": 4096,
+                "step": 4,
+                "tooltip": f"Only used for video VAEs: Amount of frames to {verb} at a time.",
+            },
+        ),
+        "temporal_overlap": (
+            "INT",
+            {
+                "default": 8,
+                "min": 4,
+                "max": 4096,
+                "step": 4,
+                "tooltip": "Only used for video VAEs: Amount of frames to overlap.",
+            },
+        ),
+    }
+
+
 class VAEDecode:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -126,26 +152,7 @@ class VAEDecodeTiled:
                 "vae": ("VAE",),
                 "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 32}),
                 "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
-                "temporal_size": (
-                    "INT",
-                    {
-                        "default": 64,
-                        "min": 8,
-                        "max": 4096,
-                        "step": 4,
-                        "tooltip": "Only used for video VAEs: Amount of frames to decode at a time.",
-                    },
-                ),
-                "temporal_overlap": (
-                    "INT",
-                    {
-                        "default": 8,
-                        "min": 4,
-                        "max": 4096,
-                        "step": 4,
-                        "tooltip": "Only used for video VAEs: Amount of frames to overlap.",
-                    },
-                ),
+                **_temporal_inputs("decode"),
             }
         }
 
@@ -196,26 +203,7 @@ class VAEEncodeTiled:
                 "vae": ("VAE",),
                 "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 64}),
                 "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
-                "temporal_size": (
-                    "INT",
-                    {
-                        "default": 64,
-                        "min": 8,
-                        "max": 4096,
-                        "step": 4,
-                        "tooltip": "Only used for video VAEs: Amount of frames to encode at a time.",
-                    },
-                ),
-                "temporal_overlap": (
-                    "INT",
-                    {
-                        "default": 8,
-                        "min": 4,
-                        "max": 4096,
-                        "step": 4,
-                        "tooltip": "Only used for video VAEs: Amount of frames to overlap.",
-                    },
-                ),
+                **_temporal_inputs("encode"),
             }
         }
 

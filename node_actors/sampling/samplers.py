@@ -14,21 +14,30 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-from collections.abc import Callable, Iterator
 from types import MappingProxyType
 
-import torch
 from numpy.polynomial import Polynomial
 from torch import Tensor
 
+from node_actors.sampling.dpmpp import (
+    sample_dpmpp_2m,
+    sample_dpmpp_2m_sde,
+    sample_dpmpp_2s_ancestral,
+    sample_dpmpp_3m_sde,
+    sample_dpmpp_sde,
+)
 from node_actors.sampling.model_sampling import DiscreteSchedule
 from node_actors.sampling.noise import NoiseSource
+from node_actors.sampling.sampler_base import (
+    Denoiser,
+    Run,
+    SamplerFn,
+    StepCallback,
+    ancestral_split,
+    step_to,
+)
 
 logger = logging.getLogger(__name__)
-
-Denoiser = Callable[[Tensor, Tensor], Tensor]
-StepCallback = Callable[[int, Tensor, Tensor, int], None]
-SamplerFn = Callable[..., Tensor]
 
 SAMPLER_NAMES: tuple[str, ...] = (
     "euler",
@@ -64,63 +73,6 @@ class UnknownSamplerError(ValueError):
     """The sampler name is not one of SAMPLER_NAMES, or its implementation is unavailable."""
 
 
-class _Run:
-    """One sampling run: scalar noise levels, denoiser calls with a [B] sigma, step reports."""
-
-    def __init__(
-        self,
-        denoiser: Denoiser,
-        sigmas: Tensor,
-        callback: StepCallback | None,
-        noise: NoiseSource,
-    ) -> None:
-        self._denoiser = denoiser
-        self._dtype = sigmas.dtype if sigmas.is_floating_point() else torch.float32
-        self._callback = callback
-        self._noise = noise
-        # Python floats: step coefficients are computed in double precision.
-        self.levels: list[float] = [float(s) for s in sigmas]
-        self.total = max(len(self.levels) - 1, 0)
-
-    def steps(self) -> Iterator[tuple[int, float, float]]:
-        for i in range(self.total):
-            yield i, self.levels[i], self.levels[i + 1]
-
-    def denoise(self, x: Tensor, sigma: float) -> Tensor:
-        sigma_b = torch.full((x.shape[0],), sigma, dtype=self._dtype, device=x.device)
-        return self._denoiser(x, sigma_b)
-
-    def report(self, i: int, x: Tensor, denoised: Tensor) -> None:
-        if self._callback is not None:
-            self._callback(i, x, denoised, self.total)
-
-    def noise(self, sigma: float, sigma_next: float) -> Tensor:
-        return self._noise(torch.tensor(sigma), torch.tensor(sigma_next))
-
-
-def _step_to(x: Tensor, denoised: Tensor, sigma: float, sigma_to: float) -> Tensor:
-    """First-order step along the ODE from sigma to sigma_to (Euler = DDIM = DPM-Solver++ 1).
-
-    Written as a blend towards the prediction so a step to 0 returns it exactly.
-    """
-    if sigma_to == 0.0:
-        return denoised
-    return denoised + (x - denoised) * (sigma_to / sigma)
-
-
-def _ancestral_split(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
-    """Split the step to sigma_next into a deterministic part (down) and fresh noise (up).
-
-    Chosen so that down^2 + up^2 = sigma_next^2; eta = 1 matches the DDPM posterior variance.
-    """
-    if sigma_next == 0.0:
-        return 0.0, 0.0
-    up = eta * math.sqrt(max(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2, 0.0))
-    up = min(up, sigma_next)
-    down = math.sqrt(sigma_next**2 - up**2)
-    return down, up
-
-
 def sample_euler(
     denoiser: Denoiser,
     x: Tensor,
@@ -130,11 +82,11 @@ def sample_euler(
     callback: StepCallback | None = None,
     schedule: DiscreteSchedule,
 ) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)
-        x = _step_to(x, denoised, sigma, sigma_next)
+        x = step_to(x, denoised, sigma, sigma_next)
     return x
 
 
@@ -147,12 +99,12 @@ def sample_euler_ancestral(
     callback: StepCallback | None = None,
     schedule: DiscreteSchedule,
 ) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)
-        down, up = _ancestral_split(sigma, sigma_next)
-        x = _step_to(x, denoised, sigma, down)
+        down, up = ancestral_split(sigma, sigma_next)
+        x = step_to(x, denoised, sigma, down)
         if sigma_next > 0.0:
             x = x + run.noise(sigma, sigma_next) * up
     return x
@@ -167,7 +119,7 @@ def sample_heun(
     callback: StepCallback | None = None,
     schedule: DiscreteSchedule,
 ) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)
@@ -183,7 +135,7 @@ def sample_heun(
     return x
 
 
-def _dpm2_step(run: _Run, x: Tensor, denoised: Tensor, sigma: float, sigma_to: float) -> Tensor:
+def _dpm2_step(run: Run, x: Tensor, denoised: Tensor, sigma: float, sigma_to: float) -> Tensor:
     """DPM-Solver-2: evaluate the slope at the log-midpoint and take the full step with it."""
     sigma_mid = math.sqrt(sigma * sigma_to)
     slope = (x - denoised) / sigma
@@ -201,7 +153,7 @@ def sample_dpm_2(
     callback: StepCallback | None = None,
     schedule: DiscreteSchedule,
 ) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)
@@ -221,11 +173,11 @@ def sample_dpm_2_ancestral(
     callback: StepCallback | None = None,
     schedule: DiscreteSchedule,
 ) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)
-        down, up = _ancestral_split(sigma, sigma_next)
+        down, up = ancestral_split(sigma, sigma_next)
         if down == 0.0:
             x = denoised
             continue
@@ -260,7 +212,7 @@ def sample_lms(
     callback: StepCallback | None = None,
     schedule: DiscreteSchedule,
 ) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     slopes: list[Tensor] = []
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
@@ -274,159 +226,6 @@ def sample_lms(
         weights = lms_coefficients(run.levels, i, len(slopes))
         for weight, slope in zip(weights, reversed(slopes), strict=True):
             x = x + slope * weight
-    return x
-
-
-def sample_dpmpp_2s_ancestral(
-    denoiser: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-    schedule: DiscreteSchedule,
-) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
-    for i, sigma, sigma_next in run.steps():
-        denoised = run.denoise(x, sigma)
-        run.report(i, x, denoised)
-        down, up = _ancestral_split(sigma, sigma_next)
-        if down == 0.0:
-            x = denoised
-            continue
-        # Single-step DPM-Solver++(2S): predict at the log-midpoint, step with that prediction.
-        sigma_mid = math.sqrt(sigma * down)
-        x_mid = _step_to(x, denoised, sigma, sigma_mid)
-        x = _step_to(x, run.denoise(x_mid, sigma_mid), sigma, down)
-        if sigma_next > 0.0:
-            x = x + run.noise(sigma, sigma_next) * up
-    return x
-
-
-def sample_dpmpp_sde(
-    denoiser: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-    schedule: DiscreteSchedule,
-    r: float = 0.5,
-) -> Tensor:
-    """DPM-Solver++ SDE, two stages per step; independent noise draws instead of a Brownian tree."""
-    run = _Run(denoiser, sigmas, callback, noise)
-    blend = 1.0 / (2.0 * r)
-    for i, sigma, sigma_next in run.steps():
-        denoised = run.denoise(x, sigma)
-        run.report(i, x, denoised)
-        if sigma_next == 0.0:
-            x = denoised
-            continue
-        # Stage 1: an ancestral step to the intermediate level at fraction r of the log-step.
-        sigma_mid = sigma * (sigma_next / sigma) ** r
-        down, up = _ancestral_split(sigma, sigma_mid)
-        x_mid = _step_to(x, denoised, sigma, down) + run.noise(sigma, sigma_mid) * up
-        denoised_mid = run.denoise(x_mid, sigma_mid)
-        # Stage 2: the whole step from x, with the prediction extrapolated from both stages.
-        combined = denoised * (1.0 - blend) + denoised_mid * blend
-        down, up = _ancestral_split(sigma, sigma_next)
-        x = _step_to(x, combined, sigma, down) + run.noise(sigma, sigma_next) * up
-    return x
-
-
-def sample_dpmpp_2m(
-    denoiser: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-    schedule: DiscreteSchedule,
-) -> Tensor:
-    run = _Run(denoiser, sigmas, callback, noise)
-    previous: Tensor | None = None
-    for i, sigma, sigma_next in run.steps():
-        denoised = run.denoise(x, sigma)
-        run.report(i, x, denoised)
-        if previous is None or sigma_next == 0.0:
-            x = _step_to(x, denoised, sigma, sigma_next)
-        else:
-            # Multistep: extrapolate the prediction linearly in log-sigma from the last two.
-            h = math.log(sigma / sigma_next)
-            h_last = math.log(run.levels[i - 1] / sigma)
-            k = h / (2.0 * h_last)
-            x = _step_to(x, denoised * (1.0 + k) - previous * k, sigma, sigma_next)
-        previous = denoised
-    return x
-
-
-def sample_dpmpp_2m_sde(
-    denoiser: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-    schedule: DiscreteSchedule,
-) -> Tensor:
-    """DPM-Solver++(2M) SDE with the midpoint correction, eta = 1."""
-    run = _Run(denoiser, sigmas, callback, noise)
-    previous: Tensor | None = None
-    h_last = 0.0
-    for i, sigma, sigma_next in run.steps():
-        denoised = run.denoise(x, sigma)
-        run.report(i, x, denoised)
-        if sigma_next == 0.0:
-            x = denoised
-        else:
-            h = math.log(sigma / sigma_next)
-            gain = -math.expm1(-2.0 * h)  # 1 - (sigma_next / sigma)^2
-            x = x * (1.0 - gain) + denoised * gain
-            if previous is not None:
-                x = x + (denoised - previous) * (gain * 0.5 * h / h_last)
-            x = x + run.noise(sigma, sigma_next) * (sigma_next * math.sqrt(gain))
-            h_last = h
-        previous = denoised
-    return x
-
-
-def sample_dpmpp_3m_sde(
-    denoiser: Denoiser,
-    x: Tensor,
-    sigmas: Tensor,
-    *,
-    noise: NoiseSource,
-    callback: StepCallback | None = None,
-    schedule: DiscreteSchedule,
-) -> Tensor:
-    """DPM-Solver++(3M) SDE, eta = 1: up to second differences of past predictions."""
-    run = _Run(denoiser, sigmas, callback, noise)
-    past: list[Tensor] = []  # newest first
-    past_h: list[float] = []  # newest first
-    for i, sigma, sigma_next in run.steps():
-        denoised = run.denoise(x, sigma)
-        run.report(i, x, denoised)
-        if sigma_next == 0.0:
-            x = denoised
-        else:
-            h = math.log(sigma / sigma_next)
-            h_eta = 2.0 * h
-            gain = -math.expm1(-h_eta)
-            x = x * (1.0 - gain) + denoised * gain
-            phi_2 = 1.0 - gain / h_eta
-            if len(past_h) >= 2:
-                r0, r1 = past_h[0] / h, past_h[1] / h
-                diff_0 = (denoised - past[0]) / r0
-                diff_1 = (past[0] - past[1]) / r1
-                first = diff_0 + (diff_0 - diff_1) * (r0 / (r0 + r1))
-                second = (diff_0 - diff_1) / (r0 + r1)
-                phi_3 = phi_2 / h_eta - 0.5
-                x = x + first * phi_2 - second * phi_3
-            elif past_h:
-                x = x + (denoised - past[0]) * (phi_2 * h / past_h[0])
-            x = x + run.noise(sigma, sigma_next) * (sigma_next * math.sqrt(gain))
-            past_h = [h, *past_h[:1]]
-        past = [denoised, *past[:1]]
     return x
 
 
@@ -444,7 +243,7 @@ def sample_ddpm(
     alpha_cumprod is recovered from sigma (sigma^2 = (1 - acp) / acp, the schedule's definition),
     which also holds between the trained timesteps.
     """
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)
@@ -474,7 +273,7 @@ def sample_lcm(
     schedule: DiscreteSchedule,
 ) -> Tensor:
     """Latent consistency sampling: jump to the prediction, then re-noise to the next level."""
-    run = _Run(denoiser, sigmas, callback, noise)
+    run = Run(denoiser, sigmas, callback, noise)
     for i, sigma, sigma_next in run.steps():
         denoised = run.denoise(x, sigma)
         run.report(i, x, denoised)

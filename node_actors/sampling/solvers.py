@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from node_actors.sampling.samplers import Denoiser, SamplerFn, StepCallback
+from node_actors.sampling.sampler_base import Denoiser, SamplerFn, StepCallback
 
 if TYPE_CHECKING:
     from node_actors.sampling.model_sampling import DiscreteSchedule

@@ -140,5 +140,6 @@ def test_models_of_an_unknown_folder_is_404(comfy: ComfyClient) -> None:
     assert comfy.get("/models/no_such_folder").status_code == 404
 
 
-def test_embeddings_is_an_empty_list(comfy: ComfyClient) -> None:
-    assert comfy.get_json("/embeddings") == []
+def test_embeddings_lists_the_embedding_files_without_extensions(comfy: ComfyClient) -> None:
+    # tests/model_library.py puts a .safetensors and a .pt embedding in models/embeddings.
+    assert comfy.get_json("/embeddings") == ["SDA768", "tiny_embedding"]
