@@ -56,6 +56,7 @@ def reference_latents(karras: bool) -> torch.Tensor:
         beta_end=0.012,
         beta_schedule="scaled_linear",
         timestep_spacing="linspace",
+        steps_offset=1,  # what SD's scheduler configs say (unused by linspace spacing)
         use_karras_sigmas=karras,
     )
     pipe = StableDiffusionPipeline(
