@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,22 @@ REPO = Path(__file__).resolve().parent.parent
 STUB_PACKS = REPO / "tests" / "stub_pack"
 
 
+# Below the kernel's ephemeral range (32768-60999), where an outgoing connection of any
+# process could take the port between our check and the server's bind, and above Ray's worker
+# ports (10002-19999).
+_TEST_PORTS = range(21000, 30000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for _ in range(200):
+        port = random.choice(_TEST_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_TEST_PORTS}")
 
 
 @dataclass
