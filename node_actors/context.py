@@ -94,6 +94,12 @@ def reset_current(token: contextvars.Token) -> None:
     _current.reset(token)
 
 
+def log_ids() -> str:
+    """ "prompt P node N" of the running node, for log lines ("?" outside a node call)."""
+    ctx = _current.get()
+    return f"prompt {ctx.prompt_id} node {ctx.node_id}" if ctx else "prompt ? node ?"
+
+
 def throw_if_interrupted() -> None:
     ctx = _current.get()
     if ctx is not None:

@@ -42,13 +42,7 @@ def encode(clip: ModelRef | None, text: str, text_l: str | None = None) -> list[
     extras: dict[str, Any] = {}
     if encoded.pooled is not None:
         extras["pooled_output"] = encoded.pooled
-    ctx = context.current()
-    logger.debug(
-        "prompt %s node %s: encoded %d tokens",
-        ctx.prompt_id if ctx else "?",
-        ctx.node_id if ctx else "?",
-        encoded.cond.shape[1],
-    )
+    logger.debug("%s: encoded %d tokens", context.log_ids(), encoded.cond.shape[1])
     return [[encoded.cond, extras]]
 
 

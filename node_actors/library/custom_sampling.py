@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from node_actors.library.sampling_nodes import MAX_SEED, _check_interrupted, step_reporter
+from node_actors import context
+from node_actors.library.sampling_nodes import MAX_SEED, step_reporter
 from node_actors.models import runtime
 from node_actors.models.families import FAMILIES
 from node_actors.models.model_ref import ModelRef
@@ -187,7 +188,7 @@ def _run(
         latent_scale=family.latent_scale,
         noise=noise.generate(latent),
         report=step_reporter(family.name),
-        check_interrupted=_check_interrupted,
+        check_interrupted=context.throw_if_interrupted,
     )
     out = dict(latent)
     out["samples"] = result.samples

@@ -28,11 +28,6 @@ _WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _NO_ALPHA_SIZE = 64
 
 
-def _ids() -> str:
-    ctx = context.current()
-    return f"prompt {ctx.prompt_id} node {ctx.node_id}" if ctx else "prompt ? node ?"
-
-
 def _frame_rgb(frame: Image.Image) -> np.ndarray:
     """[H,W,3] float32 in 0..1."""
     if frame.mode in _WIDE_MODES:
@@ -109,7 +104,7 @@ class LoadImage:
     def load_image(self, image: str) -> tuple[torch.Tensor, torch.Tensor]:
         path = folders.installed().get_annotated_filepath(image)
         pixels, mask = read_image_file(path)
-        logger.debug("%s: loaded %s as %s", _ids(), image, tuple(pixels.shape))
+        logger.debug("%s: loaded %s as %s", context.log_ids(), image, tuple(pixels.shape))
         return pixels, mask
 
     @classmethod

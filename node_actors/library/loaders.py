@@ -21,11 +21,6 @@ DUAL_CLIP_TYPES: tuple[str, ...] = ("sdxl",)
 WEIGHT_DTYPES: tuple[str, ...] = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
 
 
-def _ids() -> str:
-    ctx = context.current()
-    return f"prompt {ctx.prompt_id} node {ctx.node_id}" if ctx else "prompt ? node ?"
-
-
 def _files(folder: str) -> list[str]:
     return folders.installed().get_filename_list(folder)
 
@@ -42,7 +37,7 @@ def checkpoint_refs(path: Path) -> tuple[ModelRef, ModelRef | None, ModelRef | N
     unet = rt.ref("unet", [path], family, source)
     clip = rt.ref("clip", [path], family, source) if layout.clip_prefixes else None
     vae = rt.ref("vae", [path], family, source) if layout.vae_prefix is not None else None
-    logger.info("%s: checkpoint %s is %s", _ids(), path.name, family)
+    logger.info("%s: checkpoint %s is %s", context.log_ids(), path.name, family)
     return unet, clip, vae
 
 
@@ -92,7 +87,9 @@ class CheckpointLoader:
 
     def load_checkpoint(self, config_name: str, ckpt_name: str) -> tuple[Any, ...]:
         # The architecture is read from the checkpoint itself; the yaml only named it.
-        logger.info("%s: config %s not needed, detecting from the weights", _ids(), config_name)
+        logger.info(
+            "%s: config %s not needed, detecting from the weights", context.log_ids(), config_name
+        )
         return checkpoint_refs(runtime.installed().resolve("checkpoints", ckpt_name))
 
 
@@ -118,7 +115,9 @@ class UNETLoader:
         path = rt.resolve("diffusion_models", unet_name)
         family, _prefix = inspect_unet_file(path)
         if weight_dtype != "default":
-            logger.info("%s: weight_dtype %s runs in the device's dtype", _ids(), weight_dtype)
+            logger.info(
+                "%s: weight_dtype %s runs in the device's dtype", context.log_ids(), weight_dtype
+            )
         return (rt.ref("unet", [path], family.name, (("weight_dtype", weight_dtype),)),)
 
 

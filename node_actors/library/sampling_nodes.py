@@ -46,12 +46,6 @@ def step_reporter(family: str) -> StepReport | None:
     return report
 
 
-def _check_interrupted() -> None:
-    ctx = context.current()
-    if ctx is not None:
-        ctx.check_interrupted()
-
-
 def sample(
     model: ModelRef,
     *,
@@ -73,11 +67,9 @@ def sample(
     schedule = schedule_for(family.prediction)
     sigmas = sigmas_for(schedule, scheduler, steps, denoise)
     sigmas = trim_sigmas(sigmas, steps, start_step, last_step, force_full_denoise)
-    ctx = context.current()
     logger.info(
-        "prompt %s node %s: %s/%s, %d steps, cfg %.2f, seed %d, family %s",
-        ctx.prompt_id if ctx else "?",
-        ctx.node_id if ctx else "?",
+        "%s: %s/%s, %d steps, cfg %.2f, seed %d, family %s",
+        context.log_ids(),
         sampler_name,
         scheduler,
         len(sigmas) - 1,
@@ -98,7 +90,7 @@ def sample(
         latent_scale=family.latent_scale,
         add_noise=add_noise,
         report=step_reporter(family.name),
-        check_interrupted=_check_interrupted,
+        check_interrupted=context.throw_if_interrupted,
     )
     out = dict(latent)
     out["samples"] = result.samples

@@ -39,11 +39,6 @@ def png_metadata(prompt: Any, extra_pnginfo: Any) -> PngInfo:
     return info
 
 
-def _ids() -> str:
-    ctx = context.current()
-    return f"prompt {ctx.prompt_id} node {ctx.node_id}" if ctx else "prompt ? node ?"
-
-
 class SaveImage:
     def __init__(self) -> None:
         self.type = "output"
@@ -113,7 +108,13 @@ class SaveImage:
             )
             results.append({"filename": file, "subfolder": subfolder, "type": self.type})
             counter += 1
-        logger.debug("%s: wrote %d %s image(s) to %s", _ids(), len(results), self.type, full_folder)
+        logger.debug(
+            "%s: wrote %d %s image(s) to %s",
+            context.log_ids(),
+            len(results),
+            self.type,
+            full_folder,
+        )
         return {"ui": {"images": results}, "result": (images,)}
 
 
