@@ -36,6 +36,20 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_TEST_PORTS}")
 
 
+def port_is_free(port: int) -> bool:
+    """Nobody listens, and a server could bind it now (with SO_REUSEADDR, as uvicorn does)."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class ServerProcess:
     process: subprocess.Popen[bytes]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server_process import start_server
+from tests.server_process import port_is_free, start_server
 
 
 def sleeper(seconds: float, tag: str) -> dict:
@@ -58,6 +58,12 @@ def test_history_and_queue_survive_sigkill(tmp_path: Path) -> None:
     finally:
         server.stop()
 
+    # The killed server's process tree dies just after it; until then its proxy may still answer
+    # on the port, and the restarted server would be probed through it.
+    deadline = time.monotonic() + 10
+    while not port_is_free(server.port):
+        assert time.monotonic() < deadline, f"port {server.port} still taken after SIGKILL"
+        time.sleep(0.05)
     restarted = start_server(base, "--workers", "1", port=server.port)
     try:
         history = wait_for_history(restarted.url, [done_id, running_id, pending_id], 60)

@@ -20,7 +20,7 @@ import pytest
 from bench.common import loopback_only
 from serve_app.lifecycle import descendants
 from serve_app.main import StartupError, resolve_ingress_factory
-from tests.server_process import free_port, start_server
+from tests.server_process import free_port, port_is_free, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0
@@ -30,20 +30,6 @@ DEATH_TIMEOUT_S = 2.0
 needs_netns = pytest.mark.skipif(
     not loopback_only(), reason="starts Ray: run inside scripts/netns-run (make test does)"
 )
-
-
-def port_is_free(port: int) -> bool:
-    """Nobody listens, and a server could bind it now (with SO_REUSEADDR, as uvicorn does)."""
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def start_time(pid: int) -> int | None:
