@@ -43,6 +43,9 @@ class ClusterSpec:
     gpus_per_worker: float = 0.0
     journal_path: str | None = None
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    # What every ingress replica needs besides the controller (serve_app.edge.EdgeConfig):
+    # the content store areas, upload limit, user mode. Opaque to the control plane.
+    edge: Any = None
 
 
 def _failure_meta(exc: BaseException) -> NodeResultMeta:
@@ -336,6 +339,10 @@ class ControllerActor:
     async def models_query(self, what: str, folder: str | None, detail: Any = None) -> Any:
         await self._ready()
         return await self._workers[0].models_query.remote(what, folder, detail)
+
+    async def edge_config(self) -> Any:
+        """Handed to each ingress replica as it starts; needs no running workers."""
+        return self._spec.edge
 
     async def workers_info(self) -> list[dict[str, Any]]:
         await self._ready()

@@ -22,20 +22,20 @@ from ray.exceptions import RayTaskError
 from cluster.controller import ControllerConfig
 from cluster.dispatch import ClusterSpec, get_controller, start_controller
 from cluster.jobs import JobsQuery
+from serve_app.edge import DEFAULT_MAX_UPLOAD_BYTES, EdgeConfig, EdgeServices, edge_config
 from serve_app.http.app import APP_VERSION, build_app
 from serve_app.ws_hub import ReleaseAfterReply, WebSocketHub
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "comfyray"
-MAX_UPLOAD_SIZE = 100 * 1024 * 1024
 
 
-def server_features() -> dict[str, Any]:
+def server_features(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str, Any]:
     return {
         "supports_preview_metadata": True,
         "supports_model_type_tags": True,
-        "max_upload_size": MAX_UPLOAD_SIZE,
+        "max_upload_size": max_upload_bytes,
         "extension": {"manager": {"supports_v4": True}},
         "node_replacements": True,
         "assets": False,
@@ -56,9 +56,15 @@ async def _call(method: Any, *args: Any) -> Any:
 class RayBackend:
     """`ComfyBackend` over the controller actor."""
 
-    def __init__(self, controller: Any, hub: WebSocketHub | None = None) -> None:
+    def __init__(
+        self,
+        controller: Any,
+        hub: WebSocketHub | None = None,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    ) -> None:
         self._controller = controller
         self.hub = hub
+        self._max_upload_bytes = max_upload_bytes
 
     # events, for the hub
     async def events_since(self, seq: int, timeout: float) -> list[Any]:
@@ -170,20 +176,22 @@ class RayBackend:
         }
 
     async def features(self) -> dict:
-        return server_features()
+        return server_features(self._max_upload_bytes)
 
 
 def build_replica_app() -> FastAPI:
     """Runs inside each ingress replica: the app, wired to the named controller."""
     controller = get_controller()
-    backend = RayBackend(controller)
+    config: EdgeConfig = ray.get(controller.edge_config.remote())
+    edge = EdgeServices.open(config)
+    backend = RayBackend(controller, max_upload_bytes=config.max_upload_bytes)
 
     async def features() -> dict:
-        return server_features()
+        return server_features(config.max_upload_bytes)
 
     hub = WebSocketHub(backend, features)
     backend.hub = hub
-    app = build_app(backend)
+    app = build_app(backend, edge)
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         await hub.serve(websocket)
@@ -242,6 +250,7 @@ def cluster_spec(settings: Any) -> ClusterSpec:
         worker_config=worker_config,
         gpus_per_worker=1.0 if gpus >= workers and gpus > 0 else 0.0,
         journal_path=str(settings.state_dir / "jobs.jsonl") if settings.state_dir else None,
+        edge=edge_config(settings),
         controller=ControllerConfig(
             cache_mode=settings.cache_mode,
             cache_lru_size=settings.cache_lru_size,

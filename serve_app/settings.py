@@ -163,6 +163,12 @@ class ServeSettings(BaseSettings):
         None, description="content store (file://DIR or s3://BUCKET?endpoint=...); None: the dirs"
     )
     catalog_dir: Path | None = None
+    max_upload_size: float = Field(
+        100, gt=0, description="largest upload in MB, as ComfyUI's --max-upload-size; over it: 413"
+    )
+    front_end_root: Path | None = Field(
+        None, description="the web frontend's static folder; default: comfyui-frontend-package"
+    )
     ingress_factory: str = Field(
         "serve_app.ingress:deploy",
         pattern=r"^[\w.]+:\w+$",
@@ -203,6 +209,8 @@ class ServeSettings(BaseSettings):
         self.state_dir = _absolute(self.state_dir or self.user_directory / "comfyray")
         self.catalog_dir = _absolute(self.catalog_dir or self.state_dir / "catalog")
         self.extra_model_paths_configs = [_absolute(p) for p in self.extra_model_paths_configs]
+        if self.front_end_root is not None:
+            self.front_end_root = _absolute(self.front_end_root)
         if self.workers is None:
             self.workers = 1 if self.cpu else max(1, detect_gpu_count())
         return self

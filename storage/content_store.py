@@ -155,7 +155,7 @@ def _s3_options(uri: str) -> dict[str, object]:
         raise StoreError("s3 store URI: the bucket (s3://BUCKET?...) is missing or malformed")
     if parts.path not in ("", "/"):
         raise StoreError("s3 store URI: use ?prefix= for a folder, not a path after the bucket")
-    query = _parse_query(parts.query)
+    query = parse_uri_query(parts.query)
     unknown = sorted(set(query) - set(_S3_PARAMS))
     if unknown:
         raise StoreError(f"s3 store URI: unknown parameter(s) {', '.join(unknown)}")
@@ -188,7 +188,7 @@ def _s3_options(uri: str) -> dict[str, object]:
     }
 
 
-def _parse_query(text: str) -> dict[str, list[str]]:
+def parse_uri_query(text: str) -> dict[str, list[str]]:
     # Not parse_qs: it turns "+" into a space, and S3 secret keys often contain "+".
     query: dict[str, list[str]] = {}
     for item in text.split("&") if text else []:

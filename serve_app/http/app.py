@@ -12,13 +12,19 @@ import logging
 
 from fastapi import APIRouter, FastAPI
 
+from serve_app.edge import EdgeServices
 from serve_app.http.backend import ComfyBackend
 from serve_app.http.errors import install_error_handlers
+from serve_app.http.frontend import install_frontend
 from serve_app.http.openapi_contract import install_openapi
+from serve_app.http.routes_extensions import build_extensions_router
+from serve_app.http.routes_files import build_files_router
 from serve_app.http.routes_history import build_history_router
+from serve_app.http.routes_internal import build_internal_router
 from serve_app.http.routes_jobs import build_jobs_router
 from serve_app.http.routes_prompt import build_prompt_router
 from serve_app.http.routes_system import build_system_router
+from serve_app.http.routes_userdata import build_userdata_router
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +59,8 @@ def mount(app: FastAPI, router: APIRouter, family: RouteFamily) -> None:
         app.include_router(router)
 
 
-def build_app(backend: ComfyBackend | None = None) -> FastAPI:
-    """The app with every served route; `app.state.backend` may also be set later."""
+def build_app(backend: ComfyBackend | None = None, edge: EdgeServices | None = None) -> FastAPI:
+    """The app with every served route; `app.state.backend` and `.edge` may also be set later."""
     app = FastAPI(
         title=APP_TITLE,
         version=APP_VERSION,
@@ -65,11 +71,18 @@ def build_app(backend: ComfyBackend | None = None) -> FastAPI:
         separate_input_output_schemas=False,
     )
     app.state.backend = backend
+    app.state.edge = edge
     install_error_handlers(app)
     mount(app, build_prompt_router(), RouteFamily.COMFY)
     mount(app, build_history_router(), RouteFamily.COMFY)
     mount(app, build_system_router(), RouteFamily.COMFY)
+    mount(app, build_files_router(), RouteFamily.COMFY)
+    mount(app, build_userdata_router(), RouteFamily.COMFY)
+    mount(app, build_extensions_router(), RouteFamily.COMFY)
     mount(app, build_jobs_router(), RouteFamily.API)
+    mount(app, build_internal_router(), RouteFamily.INTERNAL)
     install_openapi(app)
+    # Last: the frontend's static files answer only paths no API route claimed.
+    install_frontend(app, edge)
     logger.debug("app built with %d routes", len(app.routes))
     return app
