@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import MappingProxyType
+from typing import Protocol
 
 import yaml
 
@@ -48,6 +49,19 @@ class FolderConfigError(ValueError):
 
 class FoldersNotInstalledError(RuntimeError):
     """`installed()` was called before `install()` in this process."""
+
+
+class AreaSync(Protocol):
+    """Keeps the worker's input/output/temp directories in step with a shared content store
+    (node_actors/store_sync.py); FolderPaths consults it when one is set."""
+
+    def ensure_local(self, area: str, key: str) -> bool:
+        """Make the local file for `key` of `area` current before a node reads it."""
+        ...
+
+    def top_level_files(self, area: str) -> list[str] | None:
+        """Names of the files directly in `area`, or None to list the local directory."""
+        ...
 
 
 def _check_name(name: str) -> None:
@@ -104,6 +118,8 @@ class FolderPaths:
         self.models_dir = Path(models_dir or self.base_dir / "models").absolute()
         for directory in (self.output_dir, self.input_dir, self.temp_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        # Set by a worker whose areas live in a shared store; None: the directories are all.
+        self.sync: AreaSync | None = None
         # One set object shared by the entries, as in ComfyUI, so a pack that adds an
         # extension to it changes every folder that uses the default list.
         self.supported_pt_extensions: set[str] = set(SUPPORTED_PT_EXTENSIONS)
@@ -268,7 +284,21 @@ class FolderPaths:
         path = os.path.abspath(os.path.join(base_dir, bare))
         if not _is_within(base_dir, path):
             raise FolderPathError(f"Invalid file path: {bare!r}")
+        if self.sync is not None:
+            self._sync_file(self.sync, base_dir, path)
         return path
+
+    def _sync_file(self, sync: AreaSync, base_dir: str | Path, path: str) -> None:
+        """Fetch `path` from its area of the shared store (a node is about to read it), if
+        `base_dir` is one of the areas; a caller's own default_dir is left alone."""
+        root = os.path.realpath(base_dir)
+        for area in _ANNOTATIONS:
+            directory = self.get_directory_by_type(area)
+            if directory is not None and os.path.realpath(directory) == root:
+                relative = os.path.relpath(path, os.path.abspath(base_dir))
+                if relative != os.curdir:
+                    sync.ensure_local(area, relative.replace(os.sep, "/"))
+                return
 
     def exists_annotated_filepath(self, name: str) -> bool:
         try:
@@ -322,6 +352,17 @@ class FolderPaths:
     # ---- LoadImage's options -----------------------------------------------------------
 
     def input_image_files(self) -> list[str]:
+        if self.sync is not None:
+            try:
+                shared = self.sync.top_level_files("input")
+            except Exception as exc:
+                # LoadImage's options are only a convenience; the local ones beat none.
+                logger.warning(
+                    "listing the shared input area failed, using %s: %s", self.input_dir, exc
+                )
+                shared = None
+            if shared is not None:
+                return sorted(n for n in shared if _is_image_name(n))
         try:
             names = os.listdir(self.input_dir)
         except FileNotFoundError:

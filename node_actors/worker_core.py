@@ -37,6 +37,7 @@ from node_actors.protocol import (
     NodeTask,
     PreviewFrame,
 )
+from node_actors.store_sync import StoreSync, StoreSyncError
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class WorkerConfig:
     model_cache_bytes: int = 0
     # Models that stay loaded whatever the budget: "folder/file" names, e.g. "checkpoints/x.safetensors".
     pinned_models: list[str] = field(default_factory=list)
+    # The content store areas the API replicas serve (EdgeConfig.area_uris); None: this
+    # worker's directories are the only copy (single machine, no store URI).
+    area_uris: dict[str, str] | None = None
 
 
 def _model_runtime(folders: Any, config: WorkerConfig) -> Any:
@@ -159,6 +163,16 @@ class NodeWorkerImpl:
         default_custom = folders.base_dir / "custom_nodes"
         if default_custom.is_dir() and default_custom not in custom_dirs:
             custom_dirs.insert(0, default_custom)
+        self.sync: StoreSync | None = None
+        if config.area_uris is not None:
+            folders.sync = self.sync = StoreSync.open(
+                config.area_uris,
+                {
+                    "input": folders.input_dir,
+                    "output": folders.output_dir,
+                    "temp": folders.temp_dir,
+                },
+            )
         install(folders)
         self.folders = folders
         self.models = _model_runtime(folders, config)
@@ -291,7 +305,34 @@ class NodeWorkerImpl:
         finally:
             reset_current(token)
         self._barrier(task, reported)
+        if meta.status == "done" and meta.ui:
+            # Before the result returns, so a client reacting to `executed` can /view the
+            # files from any replica.
+            failure = self._upload_ui_files(task, meta)
+            if failure is not None:
+                return failure, None
         return self._with_models(meta, outputs), outputs
+
+    def _upload_ui_files(self, task: NodeTask, meta: NodeResultMeta) -> NodeResultMeta | None:
+        """Send the files the node's UI names to the store; a failed result if that fails."""
+        if self.sync is None:
+            return None
+        from node_actors.runner import describe_failure
+
+        try:
+            self.sync.upload_ui_files(meta.ui)
+        except StoreSyncError as exc:
+            logger.warning(
+                "%s: prompt %s node %s: its output files could not be stored: %s",
+                task.class_type,
+                task.prompt_id,
+                task.node_id,
+                exc,
+            )
+            error = StoreSyncError(f"{task.class_type} output files could not be stored: {exc}")
+            failure = describe_failure(error.with_traceback(exc.__traceback__), {})
+            return NodeResultMeta(status="failed", failure=failure)
+        return None
 
     def _with_models(self, meta: NodeResultMeta, outputs: list[list[Any]] | None) -> NodeResultMeta:
         from node_actors.models.model_ref import model_keys_in

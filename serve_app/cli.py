@@ -122,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker actors. Default: one per GPU, or 1 without GPUs",
     )
     ours.add_argument(
+        "--store-uri",
+        metavar="URI",
+        help=(
+            "content store for inputs, outputs, temp files and user data, shared by every "
+            "replica and worker: file://DIR or s3://BUCKET?endpoint=HOST:PORT[&prefix=P] "
+            "(credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). Default: the "
+            "directories above"
+        ),
+    )
+    ours.add_argument(
         "--config",
         type=Path,
         metavar="FILE",
@@ -148,6 +158,7 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "user_directory",
         "extra_model_paths_config",
         "workers",
+        "store_uri",
         "config",
     ):
         if flag in given:

@@ -249,6 +249,7 @@ def cluster_spec(settings: Any) -> ClusterSpec:
         cpu_only=settings.cpu,
         keep_instances=settings.cache_mode != "none",
         pinned_models=list(settings.pinned_models),
+        area_uris=edge_config(settings).area_uris,
     )
     gpus = 0.0 if settings.cpu else float(ray.cluster_resources().get("GPU", 0))
     workers = int(settings.workers or 1)

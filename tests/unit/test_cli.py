@@ -83,6 +83,10 @@ def test_directories_and_repeatable_extra_model_paths() -> None:
         (["--cache-lru", "12"], {"cache_mode": "lru", "cache_lru_size": 12}),
         (["--cpu", "--multi-user"], {"cpu": True, "multi_user": True}),
         (["--workers", "3", "--config", "p.yaml"], {"workers": 3, "config_file": Path("p.yaml")}),
+        (
+            ["--store-uri", "s3://b?endpoint=127.0.0.1:9000&prefix=p"],
+            {"store_uri": "s3://b?endpoint=127.0.0.1:9000&prefix=p"},
+        ),
     ],
 )
 def test_flag_mapping(argv: list[str], expected: dict[str, object]) -> None:
@@ -95,6 +99,16 @@ def test_flags_reach_the_supervised_settings(started: list[ServeSettings], tmp_p
     assert settings.port == 8189
     assert (settings.cache_mode, settings.cache_lru_size) == ("lru", 5)
     assert settings.output_directory == tmp_path / "srv" / "output"
+
+
+def test_store_uri_reaches_the_settings_and_overrides_the_config_file(
+    started: list[ServeSettings], tmp_path: Path
+) -> None:
+    (tmp_path / "p.yaml").write_text("store_uri: file:///from/profile\n")
+    uri = f"file://{tmp_path}/shared"
+    assert cli.main(["serve", "--config", "p.yaml", "--store-uri", uri]) == 0
+    (settings,) = started
+    assert settings.store_uri == uri
 
 
 def test_flags_override_the_config_file(started: list[ServeSettings], tmp_path: Path) -> None:
@@ -156,5 +170,6 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--listen", "--port", "--output-directory", "--input-directory", "--temp-directory",
         "--user-directory", "--base-directory", "--extra-model-paths-config", "--cpu",
         "--cache-classic", "--cache-lru", "--cache-none", "--multi-user", "--workers", "--config",
+        "--store-uri",
     ):  # fmt: skip
         assert flag in text
