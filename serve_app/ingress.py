@@ -24,6 +24,7 @@ from cluster.dispatch import ClusterSpec, get_controller, start_controller
 from cluster.jobs import JobsQuery
 from serve_app.edge import DEFAULT_MAX_UPLOAD_BYTES, EdgeConfig, EdgeServices, edge_config
 from serve_app.http.app import APP_VERSION, build_app
+from serve_app.log_buffer import LogBuffer, install_log_buffer
 from serve_app.ws_hub import ReleaseAfterReply, WebSocketHub
 
 logger = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ class RayBackend:
 
 def build_replica_app() -> FastAPI:
     """Runs inside each ingress replica: the app, wired to the named controller."""
+    # This replica's own log lines for /internal/logs; the workers' go to Ray's log files.
+    logs = install_log_buffer(LogBuffer())
     controller = get_controller()
     config: EdgeConfig = ray.get(controller.edge_config.remote())
     edge = EdgeServices.open(config)
@@ -199,9 +202,10 @@ def build_replica_app() -> FastAPI:
     async def features() -> dict:
         return server_features(config.max_upload_bytes)
 
-    hub = WebSocketHub(backend, features)
+    hub = WebSocketHub(backend, features, logs=logs)
     backend.hub = hub
     app = build_app(backend, edge)
+    app.state.log_buffer = logs
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         await hub.serve(websocket)

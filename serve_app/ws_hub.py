@@ -4,6 +4,9 @@ The hub long-polls the controller's event log and forwards each event to the soc
 is addressed to (one client id, or all). Each socket has its own send queue, so a slow
 client never holds up the others, and can be paused while the POST that queued a prompt is
 still being answered (clients must learn a prompt id from the HTTP reply first).
+
+Besides events, the hub streams the replica's log lines (serve_app/log_buffer.py) as `logs`
+messages to the client ids subscribed through `PATCH /internal/logs/subscribe`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import contextvars
 import json
 import logging
 import struct
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from serve_app.log_buffer import LogBuffer, LogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +86,27 @@ class ClientSocket:
 
 
 class WebSocketHub:
-    def __init__(self, source: EventSource, server_features: Callable[[], Awaitable[dict]]):
+    def __init__(
+        self,
+        source: EventSource,
+        server_features: Callable[[], Awaitable[dict]],
+        logs: LogBuffer | None = None,
+    ):
         self._source = source
         self._server_features = server_features
         self._sockets: dict[str, ClientSocket] = {}
         self._paused: dict[str, int] = {}
         self._poller: asyncio.Task[None] | None = None
         self._seq: int | None = None
+        # Log lines arrive on whatever thread logged them; they are batched here and sent
+        # from the event loop, the only thread that may touch the sockets' queues.
+        self._logs = logs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._log_lock = threading.Lock()
+        self._log_batch: list[LogEntry] = []
+        self._log_flush_scheduled = False
+        if logs is not None:
+            logs.add_listener(self._on_log_entry)
 
     # --- pausing around POST /prompt ---------------------------------------------------------
 
@@ -158,9 +178,45 @@ class WebSocketHub:
             for frame in frames_for(event, client.supports_preview_metadata):
                 client.outbox.put_nowait(frame)
 
+    # --- log lines ---------------------------------------------------------------------------
+
+    def _on_log_entry(self, entry: LogEntry) -> None:
+        """LogBuffer listener: any thread, with the buffer's handler lock held; never logs."""
+        loop = self._loop
+        if loop is None or self._logs is None or not self._logs.subscribers():
+            return
+        with self._log_lock:
+            self._log_batch.append(entry)
+            if self._log_flush_scheduled:
+                return
+            self._log_flush_scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._flush_logs)
+        except RuntimeError:  # the loop is closed: the replica is shutting down
+            with self._log_lock:
+                self._log_batch.clear()
+                self._log_flush_scheduled = False
+
+    def _flush_logs(self) -> None:
+        with self._log_lock:
+            batch, self._log_batch = self._log_batch, []
+            self._log_flush_scheduled = False
+        if not batch or self._logs is None:
+            return
+        frame = json.dumps({"type": "logs", "data": {"entries": batch, "size": self._logs.size()}})
+        for sid in self._logs.subscribers():
+            client = self._sockets.get(sid)
+            if client is None:
+                # As ComfyUI does: a subscriber whose socket is gone is dropped; the frontend
+                # subscribes again after it reconnects.
+                self._logs.unsubscribe(sid)
+                continue
+            client.outbox.put_nowait(frame)
+
     # --- one connection ----------------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
+        self._loop = asyncio.get_running_loop()
         await websocket.accept()
         await self.ensure_polling()
         sid = websocket.query_params.get("clientId") or uuid.uuid4().hex

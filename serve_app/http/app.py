@@ -17,7 +17,10 @@ from serve_app.http.backend import ComfyBackend
 from serve_app.http.errors import install_error_handlers
 from serve_app.http.frontend import install_frontend
 from serve_app.http.openapi_contract import install_openapi
-from serve_app.http.routes_extensions import build_extensions_router
+from serve_app.http.routes_extensions import (
+    build_extension_files_router,
+    build_extensions_router,
+)
 from serve_app.http.routes_files import build_files_router
 from serve_app.http.routes_history import build_history_router
 from serve_app.http.routes_internal import build_internal_router
@@ -81,6 +84,7 @@ def build_app(backend: ComfyBackend | None = None, edge: EdgeServices | None = N
     mount(app, build_extensions_router(), RouteFamily.COMFY)
     mount(app, build_jobs_router(), RouteFamily.API)
     mount(app, build_internal_router(), RouteFamily.INTERNAL)
+    mount(app, build_extension_files_router(), RouteFamily.INTERNAL)
     install_openapi(app)
     # Last: the frontend's static files answer only paths no API route claimed.
     install_frontend(app, edge)
