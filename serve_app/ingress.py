@@ -8,6 +8,7 @@ name and forwards to it.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import platform
@@ -30,6 +31,13 @@ from serve_app.ws_hub import ReleaseAfterReply, WebSocketHub
 logger = logging.getLogger(__name__)
 
 APP_NAME = "comfyray"
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def server_features(max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str, Any]:
@@ -171,10 +179,12 @@ class RayBackend:
                 "ram_total": head.get("ram_total", 0),
                 "ram_free": head.get("ram_free", 0),
                 "comfyui_version": APP_VERSION,
-                "required_frontend_version": None,
-                "installed_templates_version": None,
+                # We serve the installed frontend, so it is the one required.
+                "required_frontend_version": _package_version("comfyui-frontend-package"),
+                "installed_templates_version": _package_version("comfyui-workflow-templates"),
                 "required_templates_version": None,
-                "comfy_package_versions": {},
+                # The frontend iterates it as a list of {name, installed, required}.
+                "comfy_package_versions": [],
                 "python_version": sys.version,
                 "pytorch_version": head.get("pytorch_version", ""),
                 "embedded_python": False,

@@ -20,6 +20,7 @@ from serve_app.extensions.static import open_folder
 logger = logging.getLogger(__name__)
 
 FRONTEND_PACKAGE = "comfyui_frontend_package"
+TEMPLATES_PACKAGE = "comfyui_workflow_templates"
 FRONTEND_EXTENSIONS = "extensions"
 EXTENSION_URL_ROOT = "/extensions"
 
@@ -49,12 +50,30 @@ def frontend_static_root(configured: str) -> Path | None:
     """The frontend's static folder: the configured one, else the installed package's."""
     if configured:
         return Path(configured)
-    spec = importlib.util.find_spec(FRONTEND_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        logger.warning("%s is not installed: no frontend extensions", FRONTEND_PACKAGE)
+    root = _package_folder(FRONTEND_PACKAGE, "static")
+    if root is None:
+        logger.warning("%s is not installed: no frontend", FRONTEND_PACKAGE)
+    return root
+
+
+def templates_root() -> Path | None:
+    """The workflow templates package's folder (ComfyUI serves it at /templates), if installed."""
+    return _package_folder(TEMPLATES_PACKAGE, "templates")
+
+
+def _package_folder(package: str, folder: str) -> Path | None:
+    # find_spec, not import: the packages hold only data, and importing them has no purpose.
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
         return None
-    return Path(locations[0]) / "static"
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / folder
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def js_files(folder: Path | str, prefix: str = "") -> list[str]:
