@@ -62,7 +62,9 @@ def error_status(exc: Exception, unknown_user_status: int) -> tuple[int, str]:
     if isinstance(exc, BodyTooLargeError):
         return 413, exc.message
     if isinstance(exc, RegistryCorruptError):
-        return 500, exc.message
+        # The registry's state, not the request, is at fault, and it is kept for the operator
+        # to repair: a conflict with the stored state, not a crash.
+        return 409, exc.message
     if isinstance(exc, UserAreaError):
         return 400, exc.message
     raise TypeError(f"not a user area error: {exc!r}")

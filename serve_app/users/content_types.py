@@ -9,29 +9,14 @@ the folder root, which the web frontend links as a stylesheet.
 from __future__ import annotations
 
 import logging
-import mimetypes
+
+from serve_app.files.media import OCTET_STREAM, guess_type, is_dangerous
 
 logger = logging.getLogger(__name__)
 
-OCTET_STREAM = "application/octet-stream"
 USER_CSS = "user.css"
-_ACTIVE_TYPES = frozenset(
-    {"text/html", "text/css", "image/svg+xml", "message/rfc822", "application/xml", "text/xml"}
-)
-
-
-def is_active_type(media_type: str) -> bool:
-    """True for types a browser could render or run as part of the page's origin."""
-    base = media_type.split(";", 1)[0].strip().lower()
-    subtype = base.partition("/")[2]
-    return (
-        base in _ACTIVE_TYPES
-        or "html" in subtype
-        or "javascript" in subtype
-        or "ecmascript" in subtype
-        or subtype == "xml"
-        or subtype.endswith("+xml")
-    )
+# One rule for every file a client wrote, whether /view or /userdata sends it.
+is_active_type = is_dangerous
 
 
 def download_type(name: str, *, user_css: bool) -> tuple[str, dict[str, str]]:
@@ -40,8 +25,7 @@ def download_type(name: str, *, user_css: bool) -> tuple[str, dict[str, str]]:
     if user_css:
         headers["Content-Disposition"] = "inline"
         return "text/css", headers
-    guessed, _encoding = mimetypes.guess_type(name, strict=False)
-    media_type = guessed or OCTET_STREAM
+    media_type = guess_type(name)
     if is_active_type(media_type):
         media_type = OCTET_STREAM
     headers["Content-Disposition"] = "attachment"

@@ -152,7 +152,7 @@ def test_corrupt_registry_makes_users_unknown_and_is_never_overwritten(
     assert client.get("/users").json() == {"storage": "server", "users": {}}
     assert client.get("/settings", headers={"Comfy-User": "x"}).status_code == 401
     response = client.post("/users", json={"username": "ann"})
-    assert response.status_code == 500 and "users.json" in response.json()["error"]
+    assert response.status_code == 409 and "users.json" in response.json()["error"]
     assert edge.areas.user.read_bytes("users.json") == b"{not json"
 
 

@@ -135,9 +135,16 @@ def test_served_core_operations(ours: dict[str, Any]) -> None:
         "cancelJobs",
         "getHistoryByPromptId",
         "getExperimentModelsByFolder",
+        "uploadImage",
+        "uploadMask",
+        "viewFile",
+        "getUserdataFile",
+        "getSettings",
+        "getExtensions",
+        "getInternalLogs",
     } <= served
-    assert "uploadImage" in ours[NOT_YET_SERVED_KEY]
-    assert "getInternalLogs" in ours[NOT_YET_SERVED_KEY]
+    # Only the assets API (its own issue) is left.
+    assert all("Asset" in op or "Tag" in op for op in ours[NOT_YET_SERVED_KEY])
 
 
 def test_response_fields_match_the_spec(ours: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -162,12 +169,18 @@ def test_response_fields_match_the_spec(ours: dict[str, Any], spec: dict[str, An
         "getJob",
         "getSystemStats",
         "getFeatures",
+        "getGlobalSubgraph",
+        "getInternalLogsRaw",
+        "getUsers",
+        "uploadImage",
+        "uploadMask",
     }
 
 
 def test_schema_has_no_422_and_only_api_copies(ours: dict[str, Any]) -> None:
     for path, item in ours["paths"].items():
-        assert path.startswith("/api/") or path == "/ws", path
+        # /internal/* is served only bare, as in ComfyUI (its frontend calls it there).
+        assert path.startswith(("/api/", "/internal/")) or path == "/ws", path
         assert not path.startswith("/api/api/"), path
         for method, operation in item.items():
             assert "422" not in operation["responses"], (path, method)
