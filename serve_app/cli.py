@@ -109,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cache.add_argument("--cache-none", action="store_true", help="cache nothing: every node runs")
     run.add_argument(
+        "--max-upload-size",
+        type=float,
+        metavar="MB",
+        help="largest upload in MB; a larger one gets 413. Default: 100",
+    )
+    run.add_argument(
+        "--front-end-root",
+        type=Path,
+        metavar="DIR",
+        help="serve this web frontend folder instead of comfyui-frontend-package's",
+    )
+    run.add_argument(
         "--multi-user",
         action="store_true",
         help="separate user data per user (the comfy-user header)",
@@ -159,6 +171,8 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "extra_model_paths_config",
         "workers",
         "store_uri",
+        "max_upload_size",
+        "front_end_root",
         "config",
     ):
         if flag in given:

@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 BUCKET = "comfyray-server-test"
 START_TIMEOUT_S = 240.0
 PROMPT_TIMEOUT_S = 180.0
+UPLOAD_LIMIT_MB = 1.5
 
 
 @dataclass
@@ -103,6 +104,8 @@ def s3_server(
         seaweed.uri(BUCKET, prefix=prefix),
         "--workers",
         "1",
+        "--max-upload-size",
+        str(UPLOAD_LIMIT_MB),
         timeout=START_TIMEOUT_S,
     )
     try:
@@ -219,3 +222,16 @@ def test_view_serves_the_stored_file_after_the_local_copy_is_gone(
     assert r.content == s3_server.get(image["type"], key)
     expected = 255 - SOURCE if node == "save" else SOURCE
     assert close(pixels_of(r.content), expected)
+
+
+def test_the_configured_upload_limit_is_reported_and_enforced(s3_server: S3Server) -> None:
+    limit = int(UPLOAD_LIMIT_MB * 1024 * 1024)
+    features = httpx.get(f"{s3_server.url}/features", timeout=30).json()
+    assert features["max_upload_size"] == limit
+    response = httpx.post(
+        f"{s3_server.url}/upload/image",
+        files={"image": ("big.png", b"\x89PNG" + bytes(limit))},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert not s3_server.has("input", "big.png")

@@ -87,6 +87,10 @@ def test_directories_and_repeatable_extra_model_paths() -> None:
             ["--store-uri", "s3://b?endpoint=127.0.0.1:9000&prefix=p"],
             {"store_uri": "s3://b?endpoint=127.0.0.1:9000&prefix=p"},
         ),
+        (
+            ["--max-upload-size", "2.5", "--front-end-root", "web"],
+            {"max_upload_size": 2.5, "front_end_root": Path("web")},
+        ),
     ],
 )
 def test_flag_mapping(argv: list[str], expected: dict[str, object]) -> None:
@@ -128,6 +132,7 @@ def test_flags_override_the_config_file(started: list[ServeSettings], tmp_path: 
         (["serve", "--workers", "0"], "--workers"),
         (["serve", "--cache-lru", "0"], "--cache-lru"),
         (["serve", "--port", "http"], "--port"),
+        (["serve", "--max-upload-size", "0"], "max_upload_size"),
         (["serve", "--cache-none", "--cache-classic"], "not allowed with"),
         (["serve", "--config", "absent.yaml"], "absent.yaml"),
         (["serve", "--extra-model-paths-config", "nope.yaml"], "extra_model_paths_configs"),
