@@ -105,8 +105,8 @@ async def view_metadata(folder_name: str, request: Request, backend: BackendDep)
 
 
 def _upload_body(*, mask: bool) -> dict[str, Any]:
-    """The multipart body, documented by hand (FastAPI's Form parameters would need
-    python-multipart, and our reader streams the parts itself)."""
+    """The multipart body, documented by hand: FastAPI's Form parameters would read the
+    whole form before the route runs, and our reader streams the parts under the size limit."""
     properties: dict[str, Any] = {
         "image": {
             "type": "string",
