@@ -22,6 +22,8 @@ from typing import Protocol
 
 import yaml
 
+from node_actors.save_names import counter_of, expand_prefix_tokens
+
 logger = logging.getLogger(__name__)
 
 SUPPORTED_PT_EXTENSIONS: frozenset[str] = frozenset(
@@ -346,7 +348,7 @@ class FolderPaths:
         except FileNotFoundError:
             os.makedirs(full_output_folder, exist_ok=True)
             existing = []
-        counter = 1 + max((_counter_of(n, filename) for n in existing), default=0)
+        counter = 1 + max((counter_of(n, filename) for n in existing), default=0)
         return full_output_folder, filename, counter, subfolder, filename_prefix
 
     # ---- LoadImage's options -----------------------------------------------------------
@@ -368,32 +370,6 @@ class FolderPaths:
         except FileNotFoundError:
             return []
         return sorted(n for n in names if _is_image_name(n) and os.path.isfile(self.input_dir / n))
-
-
-def expand_prefix_tokens(prefix: str, width: int, height: int, now: time.struct_time) -> str:
-    """Replace SaveImage's %width%, %height% and date/time tokens (the frontend does the rest)."""
-    values = {
-        "%width%": str(width),
-        "%height%": str(height),
-        "%year%": str(now.tm_year),
-        "%month%": f"{now.tm_mon:02d}",
-        "%day%": f"{now.tm_mday:02d}",
-        "%hour%": f"{now.tm_hour:02d}",
-        "%minute%": f"{now.tm_min:02d}",
-        "%second%": f"{now.tm_sec:02d}",
-    }
-    for token, value in values.items():
-        prefix = prefix.replace(token, value)
-    return prefix
-
-
-def _counter_of(existing_name: str, base: str) -> int:
-    """N of a `<base>_<N>...` name; 0 for any other name, which never raises the counter."""
-    head = existing_name[: len(base) + 1]
-    if head[:-1].lower() != base.lower() or not head.endswith("_") or len(head) != len(base) + 1:
-        return 0
-    digits = existing_name[len(base) + 1 :].split(".")[0].split("_")[0]
-    return int(digits) if digits.isascii() and digits.isdigit() else 0
 
 
 def _walk_files(root: str) -> list[str]:
