@@ -17,7 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from serve_app.edge import EdgeDep
+from serve_app.edge import EdgeDep, EdgeServices
 from serve_app.extensions import (
     NodeReplacementRegistry,
     StaticFile,
@@ -30,7 +30,7 @@ from serve_app.extensions import (
     template_folders,
     workflow_templates,
 )
-from serve_app.http.backend import BackendDep
+from serve_app.http.backend import BackendDep, ComfyBackend
 from serve_app.http.responses import json_response
 from storage.content_store import ObjectNotFoundError, StoreError
 from storage.store_keys import StoreKeyError
@@ -98,8 +98,17 @@ async def get_extension_file(pack: str, path: str, edge: EdgeDep, backend: Backe
     return await _serve_static([root], EXTENSIONS_PATH.lstrip("/"), pack, path)
 
 
-async def get_workflow_template_file(module: str, file: str, edge: EdgeDep) -> Response:
-    dirs = list(edge.config.custom_node_dirs)
+async def custom_node_dirs(edge: EdgeServices, backend: ComfyBackend) -> list[str]:
+    """The configured custom_nodes folder, then those extra_model_paths.yaml adds (as the
+    workers loaded them), as ComfyUI's folder_paths lists `custom_nodes`."""
+    loaded = (await backend.folder_paths()).get("custom_nodes", [])
+    return list(dict.fromkeys([*edge.config.custom_node_dirs, *loaded]))
+
+
+async def get_workflow_template_file(
+    module: str, file: str, edge: EdgeDep, backend: BackendDep
+) -> Response:
+    dirs = await custom_node_dirs(edge, backend)
     folders = await run_in_threadpool(template_folders, dirs, module)
     if not folders:
         return _not_found()
@@ -137,20 +146,22 @@ def build_extensions_router(replacements: NodeReplacementRegistry | None = None)
         root = frontend_static_root(edge.config.front_end_root)
         return json_response(await run_in_threadpool(extension_urls, root, web_directories))
 
-    async def get_i18n(edge: EdgeDep) -> Response:
-        dirs = list(edge.config.custom_node_dirs)
+    async def get_i18n(edge: EdgeDep, backend: BackendDep) -> Response:
+        dirs = await custom_node_dirs(edge, backend)
         return json_response(await run_in_threadpool(build_translations, dirs))
 
-    async def get_workflow_templates(edge: EdgeDep) -> Response:
-        dirs = list(edge.config.custom_node_dirs)
+    async def get_workflow_templates(edge: EdgeDep, backend: BackendDep) -> Response:
+        dirs = await custom_node_dirs(edge, backend)
         return json_response(await run_in_threadpool(workflow_templates, dirs))
 
-    async def get_global_subgraphs(edge: EdgeDep) -> Response:
-        catalog = subgraphs.for_folders(edge.config.custom_node_dirs, edge.config.base_dir)
+    async def get_global_subgraphs(edge: EdgeDep, backend: BackendDep) -> Response:
+        dirs = await custom_node_dirs(edge, backend)
+        catalog = subgraphs.for_folders(dirs, edge.config.base_dir)
         return json_response(await run_in_threadpool(catalog.listing))
 
-    async def get_global_subgraph(id: str, edge: EdgeDep) -> Response:
-        catalog = subgraphs.for_folders(edge.config.custom_node_dirs, edge.config.base_dir)
+    async def get_global_subgraph(id: str, edge: EdgeDep, backend: BackendDep) -> Response:
+        dirs = await custom_node_dirs(edge, backend)
+        catalog = subgraphs.for_folders(dirs, edge.config.base_dir)
         # ComfyUI answers an unknown id with 200 and null, not 404.
         return json_response(await run_in_threadpool(catalog.get, id))
 
