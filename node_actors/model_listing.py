@@ -81,22 +81,36 @@ def _webp(data: bytes) -> bytes:
 
 def _safetensors_cover(path: Path) -> bytes | None:
     """The first `ssmd_cover_images` entry (base64 image) of a safetensors file's metadata."""
-    if path.suffix.lower() not in {".safetensors", ".sft"} or not path.is_file():
+    if path.suffix.lower() not in {".safetensors", ".sft"}:
+        return None
+    metadata = _header_metadata(path, COVER_HEADER_LIMIT)
+    try:
+        covers = json.loads((metadata or {}).get("ssmd_cover_images", "[]"))
+        return base64.b64decode(covers[0]) if covers else None
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+# Cover images are large, so their header may be; /view_metadata reads at most 1 MiB of
+# header, so a hostile file cannot make it allocate more.
+COVER_HEADER_LIMIT = 100 * 1024 * 1024
+METADATA_HEADER_LIMIT = 1024 * 1024
+
+
+def _header_metadata(path: str | Path, limit: int) -> dict[str, Any] | None:
+    """The `__metadata__` object of a safetensors file whose header is at most `limit` bytes."""
+    if not os.path.isfile(path):
         return None
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             size = int.from_bytes(handle.read(8), "little")
-            if size <= 0 or size > 100 * 1024 * 1024:
+            if size <= 0 or size > limit:
                 return None
             header = json.loads(handle.read(size))
-        covers = json.loads(header.get("__metadata__", {}).get("ssmd_cover_images", "[]"))
-        return base64.b64decode(covers[0]) if covers else None
-    except (OSError, ValueError, IndexError, TypeError):
+    except (OSError, ValueError):
         return None
-
-
-# /view_metadata reads at most this much header, so a hostile file cannot make it allocate more.
-METADATA_HEADER_LIMIT = 1024 * 1024
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else None
 
 
 def safetensors_metadata(folders: FolderPaths, folder: str, filename: str) -> dict[str, Any] | None:
@@ -104,18 +118,7 @@ def safetensors_metadata(folders: FolderPaths, folder: str, filename: str) -> di
     if not filename.endswith(".safetensors"):
         return None
     found = folders.get_full_path(folder, filename)
-    if found is None or not os.path.isfile(found):
-        return None
-    try:
-        with open(found, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if size <= 0 or size > METADATA_HEADER_LIMIT:
-                return None
-            header = json.loads(handle.read(size))
-    except (OSError, ValueError):
-        return None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return metadata if isinstance(metadata, dict) else None
+    return None if found is None else _header_metadata(found, METADATA_HEADER_LIMIT)
 
 
 def models_query(folders: FolderPaths, what: str, folder: str | None, detail: Any = None) -> Any:

@@ -74,6 +74,7 @@ class RayBackend:
         self._controller = controller
         self.hub = hub
         self._max_upload_bytes = max_upload_bytes
+        self._web_directories: dict[str, str] | None = None
 
     # events, for the hub
     async def events_since(self, seq: int, timeout: float) -> list[Any]:
@@ -166,8 +167,15 @@ class RayBackend:
         return await _call(self._controller.models_query, "folder_paths", None)
 
     async def web_directories(self) -> dict[str, str]:
-        workers = await _call(self._controller.workers_info)
-        return dict(workers[0].get("web_directories", {})) if workers else {}
+        # Asked on every /extensions/... file the frontend loads at boot, and workers_info
+        # calls every worker; packs load once per worker from the same folders, so the
+        # first answer stays true.
+        if self._web_directories is None:
+            workers = await _call(self._controller.workers_info)
+            if not workers:
+                return {}
+            self._web_directories = dict(workers[0].get("web_directories", {}))
+        return dict(self._web_directories)
 
     async def system_stats(self) -> dict:
         workers = await _call(self._controller.workers_info)

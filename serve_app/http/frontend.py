@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import stat
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -33,6 +32,7 @@ from serve_app.extensions.web_files import (
     templates_root,
 )
 from serve_app.extensions.web_files import frontend_static_root as frontend_root
+from serve_app.files.ranges import not_modified
 from storage.content_store import StoreError
 from storage.file_store import FileStore
 from storage.store_keys import StoreKeyError
@@ -107,23 +107,6 @@ def media_type(key: str) -> str | None:
     return MEDIA_TYPES.get(os.path.splitext(key)[1].lower())
 
 
-def not_modified(request: Request, headers: dict[str, str]) -> bool:
-    """Whether the client's copy (If-None-Match, else If-Modified-Since) is current."""
-    etag = headers.get("etag")
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or (etag is not None and etag in tags)
-    if_modified_since = request.headers.get("if-modified-since")
-    last_modified = headers.get("last-modified")
-    if if_modified_since is None or last_modified is None:
-        return False
-    try:
-        return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError):
-        return False
-
-
 class StaticFolder:
     """One read-only folder of web files, every lookup confined by the store's key checks."""
 
@@ -156,7 +139,12 @@ class StaticFolder:
         path, st = found
         headers = cache_control(key, self.hashed_dir)
         response = FileResponse(path, stat_result=st, headers=headers, media_type=media_type(key))
-        if not_modified(request, dict(response.headers)):
+        if not_modified(
+            request.headers.get("if-none-match"),
+            request.headers.get("if-modified-since"),
+            response.headers["etag"],
+            st.st_mtime,
+        ):
             kept = {name: response.headers[name] for name in ("etag", "last-modified")}
             return Response(status_code=304, headers={**kept, **headers})
         return response
