@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 from node_actors.folders import FolderPaths
@@ -60,3 +63,16 @@ def test_folder_paths_lists_every_folder_with_its_absolute_dirs(folders: FolderP
     assert paths["checkpoints"] == [str(folders.models_dir / "checkpoints")]
     assert set(paths) == set(folders.folder_names_and_paths)
     assert all(Path(p).is_absolute() for dirs in paths.values() for p in dirs)
+
+
+def test_a_safetensors_cover_image_is_the_preview(folders: FolderPaths) -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 10, 10)).save(image, format="PNG")
+    cover = json.dumps([base64.b64encode(image.getvalue()).decode()])
+    checkpoint(folders, "covered.safetensors", {"ssmd_cover_images": cover})
+    checkpoint(folders, "bare.safetensors", {"other": "x"})
+    status, body = models_query(folders, "preview", "checkpoints", (0, "covered.safetensors"))
+    assert status == 200 and isinstance(body, bytes)
+    with Image.open(io.BytesIO(body)) as preview:
+        assert (preview.format, preview.size) == ("WEBP", (4, 3))
+    assert models_query(folders, "preview", "checkpoints", (0, "bare.safetensors"))[0] == 404
